@@ -1,0 +1,19 @@
+"""What every stage flow shares: the process pool and artifact helpers."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from prefect.task_runners import ProcessPoolTaskRunner
+
+
+def process_pool(max_workers: int | None) -> ProcessPoolTaskRunner:
+    """CPU-bound stage work runs in processes: the extraction and filters are pure Python."""
+    return ProcessPoolTaskRunner(max_workers=max_workers or max(1, os.cpu_count() or 1))
+
+
+def artifact_key(workdir: str, name: str) -> str:
+    """Keys group an artifact's history on the dashboard; one series per work directory and artifact."""
+    slug = re.sub(r"[^a-z0-9]+", "-", os.path.basename(os.path.abspath(workdir)).lower()).strip("-") or "run"
+    return f"{slug}-{name}"[:100]

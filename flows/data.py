@@ -1,0 +1,86 @@
+"""The data stage as a Prefect flow: WARC files in, documents and a funnel out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.common import artifact_key, process_pool
+from llmforge import atomic
+from llmforge.config import DataConfig
+from llmforge.fingerprint import source_digest
+from llmforge.manifest import StageRun
+from llmforge.stages import STAGES
+from tasks import data_report, data_stage
+from tasks.sources import resolve_source
+
+
+@task(name="read-extract-filter", cache_policy=NO_CACHE)
+def process_shard_task(shard: data_stage.Shard, config: DataConfig, data_dir: str, code_digest: str) -> dict[str, Any]:
+    return data_stage.process_shard(shard, config, data_dir, code_digest)
+
+
+@task(name="deduplicate", cache_policy=NO_CACHE)
+def find_duplicates_task(data_dir: str, shard_keys: list[str], config: DataConfig) -> dict[str, dict[str, str]]:
+    return data_stage.find_duplicates(data_dir, shard_keys, config)
+
+
+@task(name="write-documents", cache_policy=NO_CACHE)
+def finalize_shard_task(
+    data_dir: str, shard_key: str, duplicates: dict[str, dict[str, str]], config: DataConfig, out_dirs: dict[str, str]
+) -> dict[str, int]:
+    return data_stage.finalize_shard(data_dir, shard_key, duplicates, config, out_dirs)
+
+
+@flow(name="data-shards")
+def process_shards_flow(
+    shards: list[data_stage.Shard], config: DataConfig, data_dir: str, code_digest: str
+) -> list[dict[str, Any]]:
+    futures = [process_shard_task.submit(shard, config, data_dir, code_digest) for shard in shards]
+    return [future.result() for future in futures]
+
+
+@flow(name="data", log_prints=True)
+def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), force: bool = False) -> dict[str, Any]:
+    """Read WARC records → extract → filter → deduplicate → anonymise → Parquet documents."""
+    stage = StageRun("data", workdir, config, force)
+    if stage.up_to_date:
+        return stage.skipped()
+    data_dir = Path(workdir) / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    code_digest = source_digest(STAGES["data"].code_modules)
+
+    with stage.time("plan"):
+        files = resolve_source(config, Path(workdir))
+        shards = data_stage.plan_shards(files, config.records_per_shard, data_stage.file_digests(files))
+    with stage.time("read_extract_filter"):
+        runner = process_pool(config.max_workers)
+        summaries = process_shards_flow.with_options(task_runner=runner)(shards, config, str(data_dir), code_digest)
+    with stage.time("dedup"):
+        keys = [shard.key for shard in shards]
+        duplicates = find_duplicates_task(str(data_dir), keys, config)
+    with stage.time("write"):
+        out_dirs = data_stage.fresh_output_dirs(data_dir, ("documents", "removed", "errors"))
+        finals = [finalize_shard_task(str(data_dir), key, duplicates, config, out_dirs) for key in keys]
+        data_stage.publish_outputs(data_dir, out_dirs)
+        stats = data_stage.build_stats(summaries, finals)
+        atomic.write_json(stage.path("stats"), stats)
+
+    create_table_artifact(
+        key=artifact_key(workdir, "data-funnel"), table=data_report.funnel_rows(stats), description=data_report.funnel_title(stats)
+    )
+    create_markdown_artifact(key=artifact_key(workdir, "data-removed-examples"), markdown=data_report.removed_examples(data_dir))
+    counts = {k: stats[k] for k in ("records", "responses", "html", "extracted", "kept", "accounted")}
+    metrics = {
+        "documents": stats["kept"],
+        "responses": stats["responses"],
+        "removed": stats["removed"],
+        "errors": stats["errors"],
+        "shards": len(shards),
+        "reused_shards": sum(1 for s in summaries if s.get("reused")),
+    }
+    return stage.finish(counts={**counts, "shards": len(shards)}, metrics=metrics)

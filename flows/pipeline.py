@@ -1,0 +1,26 @@
+"""The whole chain as one flow: every stage in order, each as a subflow that skips itself when up to date."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from llmforge.config import PipelineConfig
+from llmforge.stages import STAGE_ORDER, STAGES
+
+
+@flow(name="pipeline", log_prints=True)
+def pipeline_flow(
+    workdir: str = "runs/default", config: PipelineConfig = PipelineConfig(), force: list[str] | None = None
+) -> dict[str, Any]:
+    """data → tokenize → pretrain → evaluate. `force` names stages to re-run even when up to date."""
+    forced = set(force or [])
+    unknown = forced - set(STAGE_ORDER)
+    if unknown:
+        raise ValueError(f"unknown stage(s) to force: {sorted(unknown)}; stages are {list(STAGE_ORDER)}")
+    outcomes = []
+    for name in STAGE_ORDER:
+        stage_flow = STAGES[name].load_flow()
+        outcomes.append(stage_flow(workdir=workdir, config=getattr(config, name), force=name in forced))
+    return {"stages": outcomes}

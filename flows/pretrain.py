@@ -1,0 +1,43 @@
+"""The pretrain stage as a Prefect flow: token shards in, a base checkpoint out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.common import artifact_key
+from llmforge.config import PretrainConfig
+from llmforge.manifest import StageRun
+from model.train import StepLog
+from tasks import pretrain_stage
+
+
+@task(name="train-gpt", cache_policy=NO_CACHE)
+def train_task(workdir: str, config: PretrainConfig, checkpoint_dir: str) -> dict[str, Any]:
+    progress_id = create_progress_artifact(progress=0.0, key=artifact_key(workdir, "pretrain-progress"),
+                                           description="pretraining steps done (%)")
+
+    def on_log(log: StepLog) -> None:
+        print(f"step {log.step:5d}  loss {log.loss:.4f}  lr {log.lr:.2e}  {log.tokens_per_s:,.0f} tok/s")
+        update_progress_artifact(progress_id, progress=100.0 * (log.step + 1) / config.steps)
+
+    root = Path(workdir)
+    return pretrain_stage.pretrain(root / "tokens", root / "tokenizer" / "tokenizer.json", Path(checkpoint_dir), config, on_log)
+
+
+@flow(name="pretrain", log_prints=True)
+def pretrain_flow(workdir: str = "runs/default", config: PretrainConfig = PretrainConfig(), force: bool = False) -> dict[str, Any]:
+    """Train a GPT on the token shards (next-token prediction) and save the base checkpoint."""
+    stage = StageRun("pretrain", workdir, config, force)
+    if stage.up_to_date:
+        return stage.skipped()
+    with stage.time("train"):
+        result = train_task(workdir, config, str(stage.path("checkpoint")))
+    pretrain_stage.write_training_report(stage.path("report"), result)
+    create_table_artifact(key=artifact_key(workdir, "pretrain-loss-curve"), table=result["history"],
+                          description=f"final loss {result['metrics']['final_loss']}")
+    return stage.finish(counts={"steps": config.steps}, metrics=result["metrics"])

@@ -1,0 +1,72 @@
+"""Atomic writes: a crash never leaves a half-written file that looks complete.
+
+Everything is written to a temporary name in the destination's own directory
+(same filesystem, so the final `os.replace` is atomic) and renamed last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+@contextmanager
+def atomic_path(destination: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `destination`; rename it into place only if the block succeeds."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, destination)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes(destination: str | Path, data: bytes) -> None:
+    with atomic_path(destination) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(destination: str | Path, text: str) -> None:
+    write_bytes(destination, text.encode("utf-8"))
+
+
+def write_json(destination: str | Path, obj: Any) -> None:
+    write_text(destination, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def write_parquet(destination: str | Path, table: pa.Table, row_group_size: int | None = None) -> None:
+    with atomic_path(destination) as tmp:
+        pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
+
+
+def write_with(destination: str | Path, writer: Callable[[Path], None]) -> None:
+    """Let `writer` produce the file at a temporary path, then move it into place."""
+    with atomic_path(destination) as tmp:
+        writer(tmp)
+
+
+def replace_directory(source: Path, destination: Path) -> None:
+    """Swap a fully written directory into place (the old one is removed only after the new one is complete)."""
+    destination = Path(destination)
+    if destination.exists():
+        trash = destination.with_name(f".{destination.name}.old-{os.getpid()}")
+        os.replace(destination, trash)
+        os.replace(source, destination)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, destination)

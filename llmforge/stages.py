@@ -1,0 +1,108 @@
+"""The pipeline's stages, declared in one place.
+
+A stage is named here with its upstream stages, the outputs it owns in the work
+directory, the code and libraries whose versions change its results, and the
+Prefect flow that runs it. Everything else (status, skipping, forcing
+dependents, the CLI, the whole-pipeline flow) is derived from this table, so a
+new stage plugs in by adding one entry.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from llmforge import config as cfg
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    help: str
+    config_class: type[BaseModel]
+    # "module:function" of the Prefect flow; imported lazily so the CLI starts fast.
+    flow_ref: str
+    upstream: tuple[str, ...]
+    # Named outputs, relative to the work directory (a directory stands for every file inside it).
+    outputs: dict[str, str]
+    manifest: str
+    code_modules: tuple[str, ...]
+    libraries: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def load_flow(self) -> Callable[..., Any]:
+        module_name, function = self.flow_ref.split(":")
+        return getattr(importlib.import_module(module_name), function)
+
+
+STAGES: dict[str, StageSpec] = {
+    spec.name: spec
+    for spec in (
+        StageSpec(
+            name="data",
+            help="WARC records → extracted, filtered, deduplicated documents",
+            config_class=cfg.DataConfig,
+            flow_ref="flows.data:data_flow",
+            upstream=(),
+            outputs={
+                "documents": "data/documents",
+                "removed": "data/removed",
+                "errors": "data/errors",
+                "stats": "data/stats.json",
+            },
+            manifest="data/manifest.json",
+            code_modules=("tasks.data_stage", "tasks.warc_reader", "tasks.sample_corpus", "tasks.sources",
+                          "tasks.extract", "tasks.langid", "tasks.filters", "tasks.dedup", "tasks.pii"),
+            libraries=("trafilatura", "lxml", "warcio", "python-magic", "faust-cchardet", "fasttext-predict"),
+            extra={"inputs_ref": "tasks.sources:describe_source_inputs"},
+        ),
+        StageSpec(
+            name="tokenize",
+            help="documents → byte-level BPE tokenizer → train/val token shards",
+            config_class=cfg.TokenizeConfig,
+            flow_ref="flows.tokenize:tokenize_flow",
+            upstream=("data",),
+            outputs={"tokenizer": "tokenizer/tokenizer.json", "train": "tokens/train", "val": "tokens/val"},
+            manifest="tokens/manifest.json",
+            code_modules=("tasks.tokenize_stage", "model.tokenizer"),
+            libraries=("tokenizers",),
+        ),
+        StageSpec(
+            name="pretrain",
+            help="token shards → base GPT checkpoint",
+            config_class=cfg.PretrainConfig,
+            flow_ref="flows.pretrain:pretrain_flow",
+            upstream=("tokenize",),
+            outputs={"checkpoint": "checkpoints/base", "report": "reports/training.md"},
+            manifest="checkpoints/base/manifest.json",
+            code_modules=("tasks.pretrain_stage", "model"),
+            libraries=("torch",),
+        ),
+        StageSpec(
+            name="evaluate",
+            help="base checkpoint → validation loss, bits per byte, samples",
+            config_class=cfg.EvaluateConfig,
+            flow_ref="flows.evaluate:evaluate_flow",
+            upstream=("pretrain", "tokenize"),
+            outputs={"report": "reports/evaluation/report.md", "metrics": "reports/evaluation/metrics.json"},
+            manifest="reports/evaluation/manifest.json",
+            code_modules=("tasks.evaluate_stage", "model"),
+            libraries=("torch",),
+        ),
+    )
+}
+
+STAGE_ORDER: tuple[str, ...] = tuple(STAGES)
+
+
+def downstream_of(name: str) -> list[str]:
+    """Stages that depend on `name`, directly or not, in pipeline order."""
+    affected = {name}
+    for stage in STAGE_ORDER:
+        if any(up in affected for up in STAGES[stage].upstream):
+            affected.add(stage)
+    return [s for s in STAGE_ORDER if s in affected and s != name]

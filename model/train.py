@@ -1,0 +1,281 @@
+"""Pretraining loop: packed token stream, random windows, AdamW with warmup + cosine decay.
+
+Nothing here knows about files or orchestration; a caller hands in a model, a
+sampler and a config, and gets back the logged steps and the optimizer (whose
+state it may checkpoint and pass back in with `start_step` to resume).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from model.gpt import GPT, autocast_context
+
+
+@dataclass
+class TrainConfig:
+    steps: int
+    batch_size: int
+    seq_len: int
+    learning_rate: float = 3e-3
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0  # max global grad norm; <= 0 disables clipping
+    min_lr_ratio: float = 0.1  # cosine decay ends at learning_rate * min_lr_ratio
+    # Not consumed by train() (which has no randomness of its own); callers use it
+    # to seed model init and the BatchSampler so a run is reproducible from its config.
+    seed: int = 1337
+    log_every: int = 25
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "seq_len", "log_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+
+
+@dataclass
+class StepLog:
+    step: int
+    loss: float
+    lr: float
+    tokens_per_s: float
+
+
+def _concat(docs: Iterable[Sequence[int]]) -> torch.Tensor:
+    parts = [np.asarray(doc, dtype=np.int64).reshape(-1) for doc in docs]
+    parts = [p for p in parts if p.size]
+    if not parts:
+        return torch.empty(0, dtype=torch.long)
+    return torch.from_numpy(np.concatenate(parts))
+
+
+def pack_documents(docs: Iterable[Sequence[int]], seq_len: int) -> torch.Tensor:
+    """Concatenate tokenized documents (each starting with BOS) into one 1-D LongTensor.
+
+    Documents are not padded or split: a training window may span a document
+    boundary, and the BOS at the boundary tells the model that context resets.
+    """
+    stream = _concat(docs)
+    if stream.numel() < seq_len + 1:
+        raise ValueError(
+            f"packed stream has {stream.numel()} tokens; need at least seq_len + 1 = {seq_len + 1}"
+        )
+    return stream
+
+
+class BatchSampler:
+    """Random windows of seq_len + 1 tokens from a stream, as (inputs, next-token targets).
+
+    Batch n is a pure function of (seed, n), so resuming needs only the counter:
+    the state is tiny, JSON-friendly and costs nothing to restore.
+    """
+
+    def __init__(self, stream: torch.Tensor, batch_size: int, seq_len: int, seed: int) -> None:
+        if stream.dim() != 1:
+            raise ValueError(f"stream must be 1-D, got shape {tuple(stream.shape)}")
+        if stream.numel() < seq_len + 1:
+            raise ValueError(f"stream has {stream.numel()} tokens; need at least {seq_len + 1}")
+        if batch_size <= 0 or seq_len <= 0:
+            raise ValueError("batch_size and seq_len must be positive")
+        self.stream = stream.long()
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.seed = seed
+        self.position = 0  # number of batches handed out so far
+        self._offsets = torch.arange(seq_len + 1)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        # SeedSequence mixes (seed, position) well, so neighbouring seeds or
+        # positions give unrelated windows.
+        rng = np.random.default_rng([self.seed, self.position])
+        max_start = self.stream.numel() - (self.seq_len + 1)
+        starts = torch.from_numpy(rng.integers(0, max_start, size=self.batch_size, endpoint=True))
+        windows = self.stream[starts[:, None] + self._offsets]
+        self.position += 1
+        return windows[:, :-1], windows[:, 1:]
+
+    def __iter__(self) -> BatchSampler:
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.next()
+
+    def state_dict(self) -> dict[str, int]:
+        return {
+            "seed": self.seed,
+            "position": self.position,
+            "batch_size": self.batch_size,
+            "seq_len": self.seq_len,
+            "stream_len": int(self.stream.numel()),
+        }
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        # The same position over a different stream or shape would be a different
+        # sequence of batches, silently breaking "resume continues the same run".
+        for key, mine in (
+            ("batch_size", self.batch_size),
+            ("seq_len", self.seq_len),
+            ("stream_len", int(self.stream.numel())),
+        ):
+            if key in state and int(state[key]) != mine:
+                raise ValueError(f"sampler state has {key}={state[key]}, this sampler has {mine}")
+        self.seed = int(state["seed"])
+        self.position = int(state["position"])
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to learning_rate, then cosine decay to learning_rate * min_lr_ratio at the last step."""
+    peak = cfg.learning_rate
+    if step < cfg.warmup_steps:
+        return peak * (step + 1) / cfg.warmup_steps
+    floor = peak * cfg.min_lr_ratio
+    decay_steps = cfg.steps - 1 - cfg.warmup_steps
+    if decay_steps <= 0:
+        return peak
+    progress = min(1.0, (step - cfg.warmup_steps) / decay_steps)
+    return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW that decays only matrices (linear and embedding weights), not norm gains."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    on_cuda = bool(params) and all(p.is_cuda for p in params)
+    return torch.optim.AdamW(
+        groups, lr=cfg.learning_rate, betas=(0.9, 0.95), eps=1e-8, fused=on_cuda or None
+    )
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train(
+    model: GPT,
+    sampler: BatchSampler,
+    cfg: TrainConfig,
+    device: str | torch.device = "cpu",
+    on_log: Callable[[StepLog], None] | None = None,
+    start_step: int = 0,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> tuple[list[StepLog], torch.optim.Optimizer]:
+    """Run steps start_step .. cfg.steps - 1 and return (logged steps, optimizer).
+
+    Logs step 0, every `log_every`-th step and the last step. Raises
+    FloatingPointError as soon as a batch loss is NaN or infinite.
+    """
+    device = torch.device(device)
+    if cfg.seq_len > model.config.seq_len:
+        raise ValueError(f"TrainConfig.seq_len {cfg.seq_len} exceeds model context {model.config.seq_len}")
+    if sampler.batch_size != cfg.batch_size or sampler.seq_len != cfg.seq_len:
+        raise ValueError(
+            f"sampler yields [{sampler.batch_size}, {sampler.seq_len}] batches, "
+            f"config asks for [{cfg.batch_size}, {cfg.seq_len}]"
+        )
+    model.to(device)
+    model.train()
+    if optimizer is None:
+        optimizer = make_optimizer(model, cfg)
+
+    logs: list[StepLog] = []
+    tokens_per_step = cfg.batch_size * cfg.seq_len
+    _sync(device)
+    window_start, window_steps = time.perf_counter(), 0
+    for step in range(start_step, cfg.steps):
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = sampler.next()
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast_context(device):
+            _, loss = model(x, y)
+        assert loss is not None
+        # .item() syncs every step; at this model size that is cheap, and it lets
+        # us stop on the first bad step instead of training on garbage.
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"loss became {loss_value} at step {step} (lr {lr:.3g})")
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        window_steps += 1
+
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            _sync(device)
+            now = time.perf_counter()
+            elapsed = max(now - window_start, 1e-9)
+            entry = StepLog(step=step, loss=loss_value, lr=lr, tokens_per_s=window_steps * tokens_per_step / elapsed)
+            logs.append(entry)
+            if on_log is not None:
+                on_log(entry)
+            window_start, window_steps = time.perf_counter(), 0
+    return logs, optimizer
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: GPT,
+    docs: Iterable[Sequence[int]],
+    seq_len: int,
+    batch_size: int,
+    device: str | torch.device = "cpu",
+    max_tokens: int | None = None,
+) -> tuple[float, int]:
+    """Mean cross-entropy (nats/token) over the packed stream, and the number of tokens scored.
+
+    The stream is cut into consecutive, non-overlapping windows so each token
+    (after the first) is scored exactly once; the last, short window is padded
+    with ignored targets. Deterministic, unlike the training sampler.
+    """
+    device = torch.device(device)
+    if seq_len > model.config.seq_len:
+        raise ValueError(f"seq_len {seq_len} exceeds model context {model.config.seq_len}")
+    stream = _concat(docs)
+    n_targets = stream.numel() - 1
+    if max_tokens is not None:
+        n_targets = min(n_targets, max_tokens)
+    if n_targets <= 0:
+        raise ValueError("evaluation data has fewer than 2 tokens; nothing to score")
+
+    n_windows = math.ceil(n_targets / seq_len)
+    inputs = torch.zeros(n_windows * seq_len, dtype=torch.long)
+    targets = torch.full((n_windows * seq_len,), -1, dtype=torch.long)
+    inputs[:n_targets] = stream[:n_targets]
+    targets[:n_targets] = stream[1 : n_targets + 1]
+    inputs, targets = inputs.view(n_windows, seq_len), targets.view(n_windows, seq_len)
+
+    was_training = model.training
+    model.eval()
+    total_nll, total_tokens = 0.0, 0
+    try:
+        for i in range(0, n_windows, batch_size):
+            x = inputs[i : i + batch_size].to(device)
+            y = targets[i : i + batch_size].to(device)
+            with autocast_context(device):
+                _, loss = model(x, y)
+            assert loss is not None
+            count = int((y != -1).sum().item())
+            total_nll += loss.item() * count
+            total_tokens += count
+    finally:
+        model.train(was_training)
+    return total_nll / total_tokens, total_tokens
+

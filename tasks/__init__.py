@@ -1,0 +1,1 @@
+"""Stage logic as plain functions; flows/ wraps them in Prefect tasks."""

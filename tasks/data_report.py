@@ -1,0 +1,60 @@
+"""Human-readable views of the data stage's results: the funnel table and removed examples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+EXAMPLES_PER_FILTER = 3
+EXCERPT_CHARS = 300
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "-"
+
+
+def funnel_title(stats: dict[str, Any]) -> str:
+    return (
+        f"{stats['records']} records, {stats['responses']} responses, {stats['html']} HTML documents → "
+        f"{stats['kept']} kept ({_pct(stats['kept'], stats['html'])})"
+    )
+
+
+def funnel_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """records → responses → HTML → each filter's removals → kept, with percentages of the HTML documents."""
+    html = stats["html"]
+    rows = [
+        {"step": "WARC records", "removed": "", "remaining": stats["records"], "of html": ""},
+        {"step": "response records", "removed": "", "remaining": stats["responses"], "of html": ""},
+    ]
+    for reason, count in sorted(stats["errors"].items()):
+        rows.append({"step": f"reader: {reason}", "removed": count, "remaining": "", "of html": ""})
+    rows.append({"step": "HTML documents", "removed": "", "remaining": html, "of html": "100.0%"})
+    for entry in stats["funnel"][1:]:
+        rows.append(
+            {"step": entry["step"], "removed": entry["removed"], "remaining": entry["count"], "of html": _pct(entry["count"], html)}
+        )
+    rows.append({"step": "kept", "removed": "", "remaining": stats["kept"], "of html": _pct(stats["kept"], html)})
+    return rows
+
+
+def removed_examples(data_dir: Path, per_filter: int = EXAMPLES_PER_FILTER) -> str:
+    """A markdown page with a few removed documents per filter, so a person can judge each filter."""
+    examples: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted((data_dir / "removed").glob("*.parquet")):
+        for row in pq.read_table(path, columns=["url", "filter", "reason", "text", "duplicate_of"]).to_pylist():
+            bucket = examples.setdefault(row["filter"], [])
+            if len(bucket) < per_filter:
+                bucket.append(row)
+    if not examples:
+        return "# Removed documents\n\nNo document was removed.\n"
+    lines = ["# Removed documents, a few per filter", ""]
+    for name, rows in examples.items():
+        lines += [f"## {name}", ""]
+        for row in rows:
+            excerpt = " ".join((row["text"] or "").split())[:EXCERPT_CHARS] or "(no extracted text)"
+            extra = f" — duplicate of `{row['duplicate_of']}`" if row["duplicate_of"] else ""
+            lines += [f"- **{row['reason']}** <{row['url']}>{extra}", f"  > {excerpt}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""Where the data stage's WARC files come from: the embedded sample, local files, or Common Crawl."""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from llmforge import atomic
+from llmforge.config import DataConfig
+from llmforge.fingerprint import file_record
+
+WARC_SUFFIXES = (".warc", ".warc.gz")
+_CRAWL_ID = re.compile(r"^CC-MAIN-\d{4}-\d{2}$")
+
+
+class SourceError(RuntimeError):
+    """The source cannot be read: the message names the file, pattern or host."""
+
+
+def _is_warc(path: Path) -> bool:
+    return path.name.endswith(WARC_SUFFIXES)
+
+
+def sample_dir(workdir: Path) -> Path:
+    return Path(workdir) / "sample"
+
+
+def resolve_local(source: str) -> list[Path]:
+    """A WARC file, a directory of them (searched recursively), or a glob, as a sorted file list."""
+    path = Path(source).expanduser()
+    if any(ch in source for ch in "*?["):
+        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if _is_warc(Path(p)))
+        if not files:
+            raise SourceError(f"no .warc or .warc.gz files match {source!r}")
+        return files
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and _is_warc(p))
+        if not files:
+            raise SourceError(f"no .warc or .warc.gz files in directory {path}")
+        return files
+    if not path.exists():
+        raise SourceError(f"source not found: {path}")
+    if not path.is_file():
+        raise SourceError(f"source is not a regular file: {path}")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise SourceError(f"cannot read source {path}: {err.strerror or err}") from err
+    return [path]
+
+
+def _open_url(url: str, timeout: float) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as err:
+        raise SourceError(f"{url}: HTTP {err.code} {err.reason}") from err
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise SourceError(f"cannot reach Common Crawl at {url}: {reason}") from err
+
+
+def fetch_common_crawl(crawl_id: str, config: DataConfig, cache_dir: Path) -> list[Path]:
+    """Download the first `cc_max_files` WARC files of a crawl into the cache (kept across runs)."""
+    check_source(config.model_copy(update={"source": f"cc:{crawl_id}"}))
+    base = config.cc_base_url.rstrip("/")
+    listing = gzip.decompress(_open_url(f"{base}/crawl-data/{crawl_id}/warc.paths.gz", config.cc_timeout_seconds))
+    paths = [line for line in listing.decode("utf-8").splitlines() if line.strip()][: config.cc_max_files]
+    files = []
+    for rel in paths:
+        target = cache_dir / crawl_id / Path(rel).name
+        if not target.exists():
+            atomic.write_bytes(target, _open_url(f"{base}/{rel}", config.cc_timeout_seconds))
+        files.append(target)
+    return files
+
+
+def check_source(config: DataConfig) -> None:
+    """Fail fast, before any orchestration starts, on a source that cannot be read."""
+    if config.source == "sample":
+        return
+    if config.source.startswith("cc:"):
+        if not _CRAWL_ID.match(config.source[3:]):
+            raise SourceError(f"not a Common Crawl crawl id: {config.source[3:]!r} (expected CC-MAIN-YYYY-WW)")
+        return
+    resolve_local(config.source)
+
+
+def resolve_source(config: DataConfig, workdir: Path) -> list[Path]:
+    """The WARC files to read, generating or downloading them first where needed."""
+    if config.source == "sample":
+        from tasks.sample_corpus import write_sample
+
+        corpus = write_sample(sample_dir(workdir), seed=config.sample_seed, pages=config.sample_pages)
+        return [corpus.warc_path]
+    if config.source.startswith("cc:"):
+        return fetch_common_crawl(config.source[3:], config, Path(workdir) / "cache" / "common-crawl")
+    return resolve_local(config.source)
+
+
+def describe_source_inputs(workdir: Path, config: DataConfig, known: dict[str, Any] | None) -> dict[str, Any]:
+    """Fingerprints of the source files, for deciding whether the data stage is up to date.
+
+    The sample is described by its generator (code and seed are already fingerprinted),
+    and a Common Crawl source by its crawl id: both are immutable.
+    """
+    from tasks.langid import default_model_path
+
+    model = Path(config.language.model_path) if config.language.model_path else default_model_path()
+    lid = file_record(model, (known or {}).get("lid_model")) if model.is_file() else {"missing": str(model)}
+    if config.source == "sample" or config.source.startswith("cc:"):
+        return {"source": config.source, "lid_model": lid}
+    previous = (known or {}).get("files", {})
+    try:
+        files = resolve_local(config.source)
+    except SourceError as err:
+        return {"source": config.source, "error": str(err), "lid_model": lid}
+    return {"files": {str(p): file_record(p, previous.get(str(p))) for p in files}, "lid_model": lid}

@@ -1,0 +1,153 @@
+"""The tokenize stage's logic: train a byte-level BPE on the documents, then encode them into token shards."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from llmforge import atomic
+from llmforge.config import TokenizeConfig
+from model.tokenizer import BpeTokenizer, train_bpe
+
+
+def document_shards(documents_dir: Path) -> list[Path]:
+    shards = sorted(Path(documents_dir).glob("*.parquet"))
+    if not shards:
+        raise FileNotFoundError(f"no document shards in {documents_dir}: run the data stage first")
+    return shards
+
+
+def iter_documents(documents_dir: Path) -> Iterator[tuple[str, str]]:
+    """(id, text) of every document, in shard order."""
+    for path in document_shards(documents_dir):
+        table = pq.read_table(path, columns=["id", "text"])
+        yield from zip(table.column("id").to_pylist(), table.column("text").to_pylist())
+
+
+def training_texts(documents_dir: Path, config: TokenizeConfig) -> list[str]:
+    """The capped sample of text the BPE trainer sees."""
+    texts, total = [], 0
+    for _, text in iter_documents(documents_dir):
+        piece = text[: config.max_chars_per_doc]
+        if total + len(piece) > config.max_train_chars:
+            piece = piece[: config.max_train_chars - total]
+        if piece:
+            texts.append(piece)
+            total += len(piece)
+        if total >= config.max_train_chars:
+            break
+    if not texts:
+        raise ValueError(f"the documents in {documents_dir} contain no text to train a tokenizer on")
+    return texts
+
+
+def train_tokenizer(documents_dir: Path, config: TokenizeConfig, destination: Path) -> dict[str, Any]:
+    tokenizer = train_bpe(training_texts(documents_dir, config), config.vocab_size)
+    atomic.write_with(destination, lambda tmp: tokenizer.save(tmp))
+    return {"vocab_size": tokenizer.vocab_size}
+
+
+def is_validation(doc_id: str, val_fraction: float) -> bool:
+    """A stable split: the same document lands in the same split whatever the shard layout."""
+    bucket = int.from_bytes(hashlib.sha256(doc_id.encode("utf-8")).digest()[:8], "big") / 2**64
+    return bucket < val_fraction
+
+
+def token_dtype(vocab_size: int) -> pa.DataType:
+    return pa.uint16() if vocab_size <= np.iinfo(np.uint16).max + 1 else pa.uint32()
+
+
+def _check_encodable(doc_id: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(
+            f"document {doc_id} contains unencodable text at offset {err.start} (lone surrogate?); "
+            "the data stage should have replaced it with U+FFFD"
+        ) from err
+
+
+def encode_shard(
+    documents_path: Path, tokenizer_path: Path, out_dirs: dict[str, str], config: TokenizeConfig
+) -> dict[str, dict[str, int]]:
+    """Encode one documents shard into the train and val token shards of the same name."""
+    tokenizer = BpeTokenizer.from_file(tokenizer_path)
+    table = pq.read_table(documents_path, columns=["id", "text"])
+    ids, texts = table.column("id").to_pylist(), table.column("text").to_pylist()
+    for doc_id, text in zip(ids, texts):
+        _check_encodable(doc_id, text)
+    encoded = tokenizer.encode_batch(texts)
+    dtype = token_dtype(tokenizer.vocab_size)
+    schema = pa.schema([("id", pa.string()), ("tokens", pa.list_(dtype)), ("n_bytes", pa.int64())])
+    rows: dict[str, dict[str, list]] = {split: {"id": [], "tokens": [], "n_bytes": []} for split in ("train", "val")}
+    for doc_id, text, tokens in zip(ids, texts, encoded):
+        split = "val" if is_validation(doc_id, config.val_fraction) else "train"
+        rows[split]["id"].append(doc_id)
+        rows[split]["tokens"].append([tokenizer.bos_id, *tokens])
+        rows[split]["n_bytes"].append(len(text.encode("utf-8")))
+    counts = {}
+    for split, columns in rows.items():
+        atomic.write_parquet(
+            Path(out_dirs[split]) / documents_path.name,
+            pa.Table.from_pydict(columns, schema=schema),
+            row_group_size=config.row_group_size,
+        )
+        counts[split] = {
+            "documents": len(columns["id"]),
+            "tokens": sum(len(t) for t in columns["tokens"]),
+            "bytes": sum(columns["n_bytes"]),
+        }
+    return counts
+
+
+def summarize(counts: list[dict[str, dict[str, int]]], vocab_size: int) -> dict[str, Any]:
+    totals = {
+        split: {key: sum(c[split][key] for c in counts) for key in ("documents", "tokens", "bytes")}
+        for split in ("train", "val")
+    }
+    val = totals["val"]
+    # BOS tokens carry no bytes; leave them out of the compression figure.
+    text_tokens = val["tokens"] - val["documents"]
+    return {
+        "vocab_size": vocab_size,
+        "train_documents": totals["train"]["documents"],
+        "val_documents": val["documents"],
+        "train_tokens": totals["train"]["tokens"],
+        "val_tokens": val["tokens"],
+        "val_bytes_per_token": round(val["bytes"] / text_tokens, 4) if text_tokens else None,
+    }
+
+
+def read_token_documents(split_dir: Path, max_tokens: int | None = None) -> list[np.ndarray]:
+    """Every document's token ids from one split, in shard order (optionally capped in total tokens)."""
+    shards = sorted(Path(split_dir).glob("*.parquet"))
+    if not shards:
+        raise FileNotFoundError(f"no token shards in {split_dir}: run the tokenize stage first")
+    docs, total = [], 0
+    for path in shards:
+        for tokens in pq.read_table(path, columns=["tokens"]).column("tokens").to_numpy(zero_copy_only=False):
+            docs.append(np.asarray(tokens, dtype=np.int64))
+            total += len(tokens)
+            if max_tokens is not None and total >= max_tokens:
+                return docs
+    if not docs:
+        raise ValueError(f"the token shards in {split_dir} are empty")
+    return docs
+
+
+def staging_dir(tokens_dir: Path, split: str) -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix=f".{split}.new-", dir=tokens_dir)
+
+
+def report_markdown(metrics: dict[str, Any]) -> str:
+    lines = ["# Tokenizer and token shards", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in metrics.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,510 @@
+"""The FineWeb text filters: the shared tokeniser, each rule, the C4 rewrite, the chain, URLs."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmforge.config import (
+    C4QualityConfig,
+    FineWebQualityConfig,
+    GopherQualityConfig,
+    GopherRepetitionConfig,
+    UrlFilterConfig,
+)
+from tasks.filters import NamedFilter, build_text_filters, run_text_filters
+from tasks.filters.c4 import c4_quality
+from tasks.filters.fineweb import fineweb_quality
+from tasks.filters.gopher import (
+    duplicated_ngram_chars,
+    find_duplicates,
+    gopher_quality,
+    gopher_repetition,
+    top_ngram_chars,
+)
+from tasks.filters.text_view import (
+    PUNCTUATION_CHARS,
+    SubstringHashes,
+    count_sentences,
+    make_view,
+    split_sentences,
+    word_tokenize,
+)
+from tasks.filters.url import url_filter
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def prose(shared_data: Path) -> str:
+    """The first twenty narrative paragraphs of Pride and Prejudice, unwrapped."""
+    raw = (shared_data / "text" / "en" / "pg1342-pride-and-prejudice.txt").read_text(encoding="utf-8")
+    start = raw.index("It is a truth universally acknowledged")
+    paragraphs = [re.sub(r"\s+", " ", p).strip() for p in raw[start : start + 20_000].split("\n\n")]
+    keep = [p for p in paragraphs if p and "[" not in p and "]" not in p]
+    return "\n\n".join(keep[:20])
+
+
+def all_filters() -> list[NamedFilter]:
+    return build_text_filters(
+        GopherRepetitionConfig(), GopherQualityConfig(), C4QualityConfig(), FineWebQualityConfig()
+    )
+
+
+REP = gopher_repetition(GopherRepetitionConfig())
+QUAL = gopher_quality(GopherQualityConfig())
+FINEWEB = fineweb_quality(FineWebQualityConfig())
+C4 = c4_quality(C4QualityConfig())
+
+# Distinct filler words, so only the construct under test repeats.
+_VOCAB = [f"{a}{b}" for a in ("red", "blue", "green", "gold", "gray", "pink", "teal", "navy")
+          for b in ("fox", "owl", "elk", "yak", "cod", "emu", "ram", "bee")]
+
+
+def filler(i: int, n: int) -> str:
+    return " ".join(f"{_VOCAB[(i * 7 + j * 3) % len(_VOCAB)]}{i}" for j in range(n))
+
+
+def sentences(n: int, start: int = 0) -> list[str]:
+    """n distinct, ordinary sentences: stop words, sensible word lengths, and every
+    word n-gram (n >= 2) unique, so no repetition rule can fire by accident."""
+    out = []
+    for i in range(start, start + n):
+        a, b, c, d, e, f = filler(i, 6).split()
+        out.append(f"The {a} and {b} of {c} {d} with {e} that {f}.")
+    return out
+
+
+# ------------------------------------------------------------------ tokeniser
+
+# Expected outputs are NLTK's own regression cases for word_tokenize
+# (nltk/test/tokenize.doctest and test_tokenize.py), i.e. what datatrove's English
+# word tokenizer returns.
+NLTK_CASES = [
+    (
+        "On a $50,000 mortgage of 30 years at 8 percent, the monthly payment would be $366.88.",
+        ["On", "a", "$", "50,000", "mortgage", "of", "30", "years", "at", "8", "percent", ",", "the",
+         "monthly", "payment", "would", "be", "$", "366.88", "."],
+    ),
+    (
+        '"We beat some pretty good teams to get here," Slocum said.',
+        ["``", "We", "beat", "some", "pretty", "good", "teams", "to", "get", "here", ",", "''", "Slocum", "said", "."],
+    ),
+    (
+        "Well, we couldn't have this predictable, cliche-ridden, \"Touched by an Angel\" (a show creator "
+        "John Masius worked on) wanna-be if she didn't.",
+        ["Well", ",", "we", "could", "n't", "have", "this", "predictable", ",", "cliche-ridden", ",", "``",
+         "Touched", "by", "an", "Angel", "''", "(", "a", "show", "creator", "John", "Masius", "worked", "on",
+         ")", "wanna-be", "if", "she", "did", "n't", "."],
+    ),
+    ("I cannot cannot work under these conditions!", ["I", "can", "not", "can", "not", "work", "under", "these", "conditions", "!"]),
+    ("The company spent 40.75% of its income last year.", ["The", "company", "spent", "40.75", "%", "of", "its", "income", "last", "year", "."]),
+    ("He arrived at 3:00 pm.", ["He", "arrived", "at", "3:00", "pm", "."]),
+    ("I bought these items: books, pencils, and pens.", ["I", "bought", "these", "items", ":", "books", ",", "pencils", ",", "and", "pens", "."]),
+    ("There were 300,000, but that wasn't enough.", ["There", "were", "300,000", ",", "but", "that", "was", "n't", "enough", "."]),
+    ("I called Dr. Jones. I called Dr. Jones.", ["I", "called", "Dr.", "Jones", ".", "I", "called", "Dr.", "Jones", "."]),
+    (
+        "Ich muss unbedingt daran denken, Mehl, usw. fur einen Kuchen einzukaufen. Ich muss.",
+        ["Ich", "muss", "unbedingt", "daran", "denken", ",", "Mehl", ",", "usw", ".", "fur", "einen", "Kuchen",
+         "einzukaufen", ".", "Ich", "muss", "."],
+    ),
+    (
+        "The 'v', I've been fooled but I'll seek revenge.",
+        ["The", "'", "v", "'", ",", "I", "'ve", "been", "fooled", "but", "I", "'ll", "seek", "revenge", "."],
+    ),
+    ("'v' 're'", ["'", "v", "'", "'re", "'"]),
+    (
+        "Good muffins cost $3.88\nin New York.  Please buy me\ntwo of them.\nThanks.",
+        ["Good", "muffins", "cost", "$", "3.88", "in", "New", "York", ".", "Please", "buy", "me", "two", "of",
+         "them", ".", "Thanks", "."],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), NLTK_CASES, ids=[c[0][:30] for c in NLTK_CASES])
+def test_word_tokenize_matches_nltk_regression_cases(text: str, expected: list[str]) -> None:
+    assert word_tokenize(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # hyphens stay inside words, "--" and en/em dashes are tokens
+        ("well-known -- state-of-the-art — done", ["well-known", "--", "state-of-the-art", "—", "done"]),
+        # a period mid-sentence (abbreviation, URL, decimal) stays; "..." is one token
+        ("See e.g. example.com or 3.5 kg... Then stop", ["See", "e.g", ".", "example.com", "or", "3.5", "kg", "...", "Then", "stop"]),
+        # curly apostrophes are always split (NLTK quirk); straight clitics split at word end
+        ("don’t it's John's dogs' toys", ["don", "’", "t", "it", "'s", "John", "'s", "dogs", "'", "toys"]),
+        # symbols NLTK pads
+        ("AT&T #1 50% me@x.org *star*", ["AT", "&", "T", "#", "1", "50", "%", "me", "@", "x.org", "*", "star", "*"]),
+        # initials before a name are not sentence ends; a number before lower case is not either
+        ("J. K. Rowling wrote in 1997. and more.", ["J.", "K.", "Rowling", "wrote", "in", "1997.", "and", "more", "."]),
+        # "“Hello.” Then": Punkt sees no boundary before ”, so the period stays attached
+        ("He said “Hello.” Then left.", ["He", "said", "“", "Hello.", "”", "Then", "left", "."]),
+    ],
+)
+def test_word_tokenize_tricky_cases(text: str, expected: list[str]) -> None:
+    assert word_tokenize(text) == expected
+
+
+def test_punctuation_set_matches_datatrove() -> None:
+    assert set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~") <= PUNCTUATION_CHARS
+    assert {"…", "—", "“", "”", "’", "«", "»", "。", "１", "\x00", "\x7f", "\x9f"} <= PUNCTUATION_CHARS
+    assert not {"\t", "\n", "a", "1", " ", "é"} & PUNCTUATION_CHARS
+
+
+def test_sentence_split_follows_punkt() -> None:
+    # Punkt's own documentation example, realigned closing brackets/quotes included
+    text = (
+        '(How does it deal with this parenthesis?)  "It should be part of the previous sentence." '
+        "\"(And the same with this one.)\" ('And this one!')"
+    )
+    assert split_sentences(text) == [
+        "(How does it deal with this parenthesis?)",
+        '"It should be part of the previous sentence."',
+        '"(And the same with this one.)"',
+        "('And this one!')",
+    ]
+    assert count_sentences("Mr. Smith met Dr. Jones. They talked! Did they? Yes.") == 4
+    assert count_sentences("no boundary at all") == 1
+    assert count_sentences("   ") == 0
+
+
+def test_view_splits_are_the_ones_each_filter_uses() -> None:
+    view = make_view("a\r\nb\n\n\nc\n")
+    assert view.lines == ["a", "b", "", "", "c"]  # splitlines
+    assert view.newline_lines == ["a\r", "b", "", "", "c", ""]  # split("\n")
+    assert view.line_runs == ["a\r", "b", "c", ""]  # split on runs of \n
+    assert view.paragraphs == ["a\r\nb", "c"]  # stripped, split on 2+ \n
+    assert view.non_empty_lines == ["a\r", "b", "c"]
+
+
+def test_view_tokenises_once() -> None:
+    view = make_view("The cat sat on the mat. " * 30)
+    assert view.words is view.words
+    assert view.non_symbol_words == [w for w in view.words if w != "."]
+
+
+# --------------------------------------------------------------- n-gram maths
+
+
+def test_find_duplicates_counts_repeats_not_first_copies() -> None:
+    assert find_duplicates(["a", "bb", "a", "bb", "a", "c"]) == (3, 4)
+
+
+def test_top_ngram_ties_go_to_the_first_seen() -> None:
+    view = make_view("xx y zzzz y")  # 2-grams "xx y", "y zzzz", "zzzz y": all once
+    assert top_ngram_chars(view, 2) == len("xx y")
+    assert top_ngram_chars(make_view("a b a b a"), 2) == len("a b") * 2
+    assert top_ngram_chars(make_view("one"), 2) == 0
+
+
+def test_duplicated_ngrams_jump_past_a_repeat_and_ignore_spaces() -> None:
+    # 2-grams "ab","ba","ab","ba","ab": repeat at 2 counts 2 chars and jumps to 4, repeat again
+    assert duplicated_ngram_chars(make_view("a b a b a b"), 2) == 4
+    # n-grams are joined WITHOUT separator, as in datatrove: "ab c" == "a bc"
+    assert duplicated_ngram_chars(make_view("ab c x a bc"), 2) == 3
+    assert duplicated_ngram_chars(make_view("all words differ here"), 2) == 0
+
+
+# ----------------------------------------------------------- the good document
+
+
+def test_prose_passes_every_filter(prose: str) -> None:
+    outcome = run_text_filters(all_filters(), prose)
+    assert (outcome.dropped_by, outcome.reason) == (None, None)
+    # C4 dropped the blank separators and one-word lines such as “Bingley.”; the rest is intact
+    paragraphs = prose.split("\n\n")
+    assert outcome.view.text == "\n".join(p for p in paragraphs if len(p.split()) >= 3)
+    assert "“Bingley.”" in paragraphs
+
+
+# ------------------------------------------------------------ gopher repetition
+
+
+def test_gopher_dup_para_frac() -> None:
+    text = "\n\n".join([*sentences(4), *["Same again."] * 4])  # 3 repeats of 8 paragraphs
+    assert REP(make_view(text)) == "dup_para_frac"
+
+
+def test_gopher_dup_para_char_frac() -> None:
+    long_para = " ".join(sentences(3, start=50))
+    text = "\n\n".join([*sentences(4), long_para, *sentences(2, start=10), long_para])
+    assert REP(make_view(text)) == "dup_para_char_frac"
+
+
+def test_gopher_dup_line_frac() -> None:
+    text = "\n\n".join([*sentences(3), "\n".join(["Repeated."] * 4)])
+    assert REP(make_view(text)) == "dup_line_frac"
+
+
+def test_gopher_dup_line_char_frac() -> None:
+    long_line = " ".join(sentences(3, start=50))
+    text = "\n\n".join([f"{long_line}\nFirst tail.", *sentences(3), f"{long_line}\nSecond tail."])
+    assert REP(make_view(text)) == "dup_line_char_frac"
+
+
+@pytest.mark.parametrize(
+    ("phrase", "filler_words", "reason"),
+    [
+        ("alpha beta gamma", 2, "top_2_gram"),
+        ("alpha beta gamma", 4, "top_3_gram"),
+        ("alpha beta gamma delta", 8, "top_4_gram"),
+    ],
+)
+def test_gopher_top_ngrams(phrase: str, filler_words: int, reason: str) -> None:
+    text = "\n".join(f"{filler(i, filler_words)} {phrase} end{i}." for i in range(12))
+    assert REP(make_view(text)) == reason
+
+
+def test_gopher_duplicated_5_grams() -> None:
+    repeated = "the quick brown fox jumps over the lazy dog by the river bank"
+    text = f"{sentences(1)[0]} One said {repeated}.\n{sentences(1, 5)[0]} Another said {repeated}."
+    assert REP(make_view(text)) == "duplicated_5_n_grams"
+
+
+def test_gopher_repetition_passes_distinct_text() -> None:
+    assert REP(make_view("\n".join(sentences(20)))) is None
+
+
+# --------------------------------------------------------------- gopher quality
+
+
+def test_gopher_short_doc() -> None:
+    assert QUAL(make_view("The cat sat on the mat and that was the end of it.")) == "gopher_short_doc"
+
+
+def test_gopher_long_doc() -> None:
+    cfg = GopherQualityConfig(max_doc_words=60)
+    assert gopher_quality(cfg)(make_view(" ".join(sentences(10)))) == "gopher_long_doc"
+
+
+def test_gopher_short_words() -> None:
+    text = " ".join(["to be or not to be it is so as we go up"] * 6)
+    assert QUAL(make_view(text)) == "gopher_below_avg_threshold"
+
+
+def test_gopher_long_words() -> None:
+    text = " ".join(["the internationalization telecommunications and"] * 15)
+    assert QUAL(make_view(text)) == "gopher_above_avg_threshold"
+
+
+def test_gopher_hashes() -> None:
+    text = " ".join(sentences(6)) + " " + " ".join(f"#tag{i}" for i in range(30))
+    assert QUAL(make_view(text)) == "gopher_too_many_hashes"
+
+
+def test_gopher_ellipsis() -> None:
+    text = " ".join(sentences(6)) + " " + " ".join(f"wait{i}..." for i in range(30))
+    assert QUAL(make_view(text)) == "gopher_too_many_ellipsis"
+
+
+@pytest.mark.parametrize("bullet", ["•", "-"])
+def test_gopher_bullets(bullet: str) -> None:
+    text = "\n".join(f"{bullet} {s}" for s in sentences(12))
+    assert QUAL(make_view(text)) == "gopher_too_many_bullets"
+
+
+def test_gopher_end_ellipsis() -> None:
+    lines = [s if i % 2 else s[:-1] + "..." for i, s in enumerate(sentences(10))]
+    assert QUAL(make_view("\n".join(lines))) == "gopher_too_many_end_ellipsis"
+
+
+def test_gopher_alpha_ratio() -> None:
+    text = " ".join(sentences(4)) + " " + " ".join(str(1000 + i) for i in range(60))
+    assert QUAL(make_view(text)) == "gopher_below_alpha_threshold"
+
+
+def test_gopher_stop_words_are_case_sensitive() -> None:
+    words = " ".join(f"The {filler(i, 5)} walked home." for i in range(12))  # only capitalised "The"
+    assert QUAL(make_view(words)) == "gopher_enough_stop_words"
+    assert QUAL(make_view(words + " the end of it")) is None
+
+
+# -------------------------------------------------------------------------- C4
+
+
+def test_c4_lorem_ipsum() -> None:
+    text = "\n".join([*sentences(6), "Lorem ipsum dolor sit amet, consectetur."])
+    assert C4(make_view(text))[0] == "c4_lorem_ipsum"
+
+
+def test_c4_curly_bracket() -> None:
+    text = "\n".join([*sentences(6), "Write the {placeholder} here please."])
+    assert C4(make_view(text))[0] == "c4_curly_bracket"
+
+
+def test_c4_too_few_sentences() -> None:
+    assert C4(make_view("\n".join(sentences(4))))[0] == "c4_too_few_sentences"
+    # abbreviations are not sentence ends: this line is 2 sentences, not 4
+    text = "\n".join([*sentences(2), "Dr. Jones met Mr. Smith at noon. They left."])
+    assert C4(make_view(text))[0] == "c4_too_few_sentences"
+    assert C4(make_view("\n".join([*sentences(3), "One is here. Two is there."])))[0] is None
+
+
+def test_c4_rewrites_lines() -> None:
+    kept = sentences(5)
+    text = "\n".join(
+        [
+            "  Menu  ",  # fewer than 3 words
+            kept[0] + " [1]",  # citation removed (line kept, not re-stripped)
+            "Please enable JavaScript to view the comments.",
+            kept[1] + "[edit][citation needed]",
+            "This site uses cookies to improve your experience.",
+            "Read our Privacy Policy before you continue here.",
+            "A " + "x" * 1001 + " word that is far too long.",
+            *kept[2:],
+        ]
+    )
+    reason, view = C4(make_view(text))
+    assert reason is None
+    assert view.text == "\n".join([kept[0] + " ", kept[1], *kept[2:]])
+
+
+def test_c4_terminal_punctuation_rule_when_enabled() -> None:
+    text = "\n".join([*sentences(5), "a line with no final mark", "A line that ends in dots..."])
+    _, fineweb_view = C4(make_view(text))  # FineWeb: the rule is off
+    assert "no final mark" in fineweb_view.text
+    reason, view = c4_quality(C4QualityConfig(filter_no_terminal_punct=True))(make_view(text))
+    assert reason is None and view.text == "\n".join(sentences(5))
+
+
+def test_c4_unchanged_text_keeps_its_view() -> None:
+    view = make_view("\n".join(sentences(5)))
+    assert C4(view) == (None, view)
+
+
+# -------------------------------------------------------------- FineWeb quality
+
+
+def test_fineweb_line_punct_ratio() -> None:
+    text = "\n".join(s.rstrip(".") for s in sentences(10))
+    assert FINEWEB(make_view(text)) == "fineweb_line_punct_ratio"
+    # line_punct_exclude_zero keeps a text with no punctuated line at all
+    cfg = FineWebQualityConfig(line_punct_exclude_zero=True)
+    assert fineweb_quality(cfg)(make_view(text)) != "fineweb_line_punct_ratio"
+
+
+def test_fineweb_short_line_ratio() -> None:
+    text = "\n".join([*(f"Short line {i}." for i in range(8)), *sentences(3)])
+    assert FINEWEB(make_view(text)) == "fineweb_short_line_ratio"
+
+
+def test_fineweb_char_dup_ratio() -> None:
+    lines = sentences(30)
+    text = "\n".join([*lines, lines[3]])
+    assert FINEWEB(make_view(text)) == "fineweb_char_dup_ratio"
+
+
+def test_fineweb_list_ratio() -> None:
+    text = "\n".join(f"Extraordinarily{i} comprehensive{i}." for i in range(12))
+    assert FINEWEB(make_view(text)) == "fineweb_list_ratio"
+
+
+def test_fineweb_passes_normal_text() -> None:
+    assert FINEWEB(make_view("\n".join(sentences(10)))) is None
+
+
+# --------------------------------------------------------------------- the chain
+
+
+def test_build_text_filters_order_and_switches() -> None:
+    assert [f.name for f in all_filters()] == ["gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality"]
+    assert [f.rewrites for f in all_filters()] == [False, False, True, False]
+    only_two = build_text_filters(
+        GopherRepetitionConfig(enabled=False),
+        GopherQualityConfig(),
+        C4QualityConfig(enabled=False),
+        FineWebQualityConfig(),
+    )
+    assert [f.name for f in only_two] == ["gopher_quality", "fineweb_quality"]
+
+
+def test_fineweb_sees_the_c4_rewritten_text(prose: str) -> None:
+    # Short menu lines would trip FineWeb's short-line rule on the raw text; C4 removes
+    # them first, so the chain keeps the document and stores the cleaned text.
+    menu = "\n".join(f"Menu item{i}" for i in range(60))
+    text = prose.replace("\n\n", "\n") + "\n" + menu
+    assert FINEWEB(make_view(text)) is not None
+    outcome = run_text_filters(all_filters(), text)
+    assert outcome.dropped_by is None
+    assert "Menu" not in outcome.view.text
+
+
+def test_named_filter_apply_contract(prose: str) -> None:
+    c4, fineweb = all_filters()[2], all_filters()[3]
+    view = make_view(prose)
+    reason, new_view = c4.apply(view)
+    assert reason is None and new_view is not view and new_view.text != prose
+    assert c4.check(view) is None
+    assert fineweb.apply(new_view) == (None, new_view)
+    # Any very short text trips the top-2-gram rule first (one 2-gram covers > 20% of it),
+    # in datatrove too, because Gopher repetition runs before Gopher quality.
+    outcome = run_text_filters(all_filters(), "Too short.")
+    assert (outcome.dropped_by, outcome.reason) == ("gopher_repetition", "top_2_gram")
+
+
+# ---------------------------------------------------------------------- URLs
+
+
+def test_url_blocked_domains_and_subdomains() -> None:
+    check = url_filter(UrlFilterConfig(extra_blocked_domains=["Bad.example"]))
+    assert check("https://bad.example/page") == "url_blocked_domain"
+    assert check("http://www.bad.example:8080/x?y=1") == "url_blocked_domain"
+    assert check("https://user@deep.sub.bad.example/") == "url_blocked_domain"
+    assert check("https://notbad.example/") is None
+    assert check("https://bad.example.org/") is None
+
+
+def test_url_banned_words_are_whole_tokens() -> None:
+    check = url_filter(UrlFilterConfig())
+    assert check("https://example.com/free-porn-videos") == "url_banned_word"
+    assert check("https://xxx.example.com/") == "url_banned_word"
+    assert check("https://example.com/pornography-research") is None  # not a whole token
+    assert check("https://example.com/essex/sussex") is None
+    assert url_filter(UrlFilterConfig(banned_words=[]))("https://example.com/porn") is None
+
+
+def _naive_top(words: list[str], n: int) -> int:
+    grams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+    gram, count = Counter(grams).most_common(1)[0]
+    return len(gram) * count
+
+
+def _naive_duplicated(words: list[str], n: int) -> int:
+    seen: set[str] = set()
+    repeated = i = 0
+    while i < len(words) - n + 1:
+        gram = "".join(words[i : i + n])
+        if gram in seen:
+            repeated += len(gram)
+            i += n
+        else:
+            seen.add(gram)
+            i += 1
+    return repeated
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_ngram_fast_paths_equal_the_plain_definitions(prose: str, monkeypatch: pytest.MonkeyPatch, collide: bool) -> None:
+    if collide:  # force hash collisions everywhere: results must not change
+        monkeypatch.setattr(SubstringHashes, "hashes", lambda self, s, e: (np.asarray(s) % 3).astype(np.uint64))
+    text = prose + "\n" + "\n".join(["Share this page on Facebook and Twitter today."] * 3) + "\n" + prose[:500]
+    view = make_view(text)
+    for n in (2, 3, 4):
+        assert top_ngram_chars(view, n) == _naive_top(view.words, n)
+    for n in range(5, 11):
+        assert duplicated_ngram_chars(view, n) == _naive_duplicated(view.words, n)
+    assert duplicated_ngram_chars(view, 5) > 0
+
+
+def test_filters_pickle_for_worker_processes(prose: str) -> None:
+    import pickle
+
+    filters = pickle.loads(pickle.dumps(all_filters()))
+    assert run_text_filters(filters, prose).dropped_by is None
+    assert pickle.loads(pickle.dumps(url_filter(UrlFilterConfig())))("https://x.org/porn") == "url_banned_word"

@@ -1,0 +1,85 @@
+"""Up-to-date checks: config, outputs, upstream runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmforge import atomic
+from llmforge.config import EvaluateConfig, TokenizeConfig, load_pipeline_config
+from llmforge.manifest import StageRun, check_freshness
+from llmforge.stages import STAGES, downstream_of
+
+
+def _fake_run(workdir: Path, name: str, config=None) -> dict:
+    """A stage run that writes placeholder outputs, to exercise the bookkeeping alone."""
+    spec = STAGES[name]
+    run = StageRun(name, workdir, config or spec.config_class())
+    for output, rel in spec.outputs.items():
+        target = run.path(output) if Path(rel).suffix else run.path(output) / "part-00000.parquet"
+        atomic.write_text(target, output)
+    return run.finish(counts={}, metrics={})
+
+
+def _fake_tokenize_run(workdir: Path, config: TokenizeConfig) -> dict:
+    if not (workdir / STAGES["data"].manifest).exists():
+        _fake_run(workdir, "data")
+    return _fake_run(workdir, "tokenize", config)
+
+
+def test_a_finished_stage_is_up_to_date_until_something_changes(tmp_path: Path) -> None:
+    config = TokenizeConfig()
+    assert check_freshness(STAGES["tokenize"], tmp_path, config)[0].state == "missing"
+    assert _fake_tokenize_run(tmp_path, config)["status"] == "ran"
+    assert check_freshness(STAGES["tokenize"], tmp_path, config)[0].state == "up to date"
+
+    changed = check_freshness(STAGES["tokenize"], tmp_path, TokenizeConfig(vocab_size=999))[0]
+    assert changed.state == "stale" and "config changed" in changed.reasons
+
+    (tmp_path / "tokens" / "val" / "part-00000.parquet").write_bytes(b"tampered")
+    modified = check_freshness(STAGES["tokenize"], tmp_path, config)[0]
+    assert modified.state == "stale" and any("modified" in r for r in modified.reasons)
+
+    (tmp_path / "tokens" / "val" / "part-00000.parquet").unlink()
+    assert any("missing" in r for r in check_freshness(STAGES["tokenize"], tmp_path, config)[0].reasons)
+
+
+def test_touching_an_output_without_changing_it_is_not_a_change(tmp_path: Path) -> None:
+    config = TokenizeConfig()
+    _fake_tokenize_run(tmp_path, config)
+    path = tmp_path / "tokens" / "train" / "part-00000.parquet"
+    path.write_bytes(path.read_bytes())
+    assert check_freshness(STAGES["tokenize"], tmp_path, config)[0].state == "up to date"
+
+
+def test_an_upstream_rerun_makes_dependents_stale_even_with_identical_output(tmp_path: Path) -> None:
+    tok_config, eval_config = TokenizeConfig(), EvaluateConfig()
+    _fake_tokenize_run(tmp_path, tok_config)
+    _fake_run(tmp_path, "evaluate", eval_config)
+    freshness = check_freshness(STAGES["evaluate"], tmp_path, eval_config)[0]
+    assert freshness.state == "stale" and "upstream pretrain has not run" in freshness.reasons
+
+    _fake_run(tmp_path, "pretrain")
+    _fake_run(tmp_path, "evaluate", eval_config)
+    assert check_freshness(STAGES["evaluate"], tmp_path, eval_config)[0].state == "up to date"
+
+    _fake_tokenize_run(tmp_path, tok_config)  # byte-identical outputs, new run
+    reasons = check_freshness(STAGES["evaluate"], tmp_path, eval_config)[0].reasons
+    assert reasons == ["upstream tokenize re-ran"]
+
+
+def test_downstream_order() -> None:
+    assert downstream_of("data") == ["tokenize", "pretrain", "evaluate"]
+    assert downstream_of("pretrain") == ["evaluate"]
+
+
+def test_config_file_sections_override_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  source: /x/*.warc.gz\n  language: {min_score: 0.5}\ntokenize: {vocab_size: 4096}\n")
+    config = load_pipeline_config(path)
+    assert config.data.source == "/x/*.warc.gz" and config.data.language.min_score == 0.5
+    assert config.data.language.languages == ["en"] and config.tokenize.vocab_size == 4096
+    path.write_text("tokenize: {vocab_sise: 4096}\n")
+    with pytest.raises(ValueError, match="vocab_sise"):
+        load_pipeline_config(path)

@@ -1,0 +1,139 @@
+"""The whole chain through Prefect on a small labelled sample: consistency, skipping, forcing, ground truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import tiny_pipeline_config
+
+pytestmark = pytest.mark.integration
+
+
+def _read_rows(directory: Path, columns: list[str] | None = None) -> list[dict]:
+    rows = []
+    for path in sorted(directory.glob("*.parquet")):
+        rows += pq.read_table(path, columns=columns).to_pylist()
+    return rows
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(prefect_harness, tmp_path_factory):
+    from flows.pipeline import pipeline_flow
+
+    workdir = tmp_path_factory.mktemp("pipeline")
+    config = tiny_pipeline_config()
+    first = pipeline_flow(workdir=str(workdir), config=config)
+    return workdir, config, first
+
+
+def test_every_stage_ran_and_outputs_are_consistent(pipeline_run):
+    workdir, _, first = pipeline_run
+    assert [s["stage"] for s in first["stages"]] == ["data", "tokenize", "pretrain", "evaluate"]
+    assert all(s["status"] == "ran" for s in first["stages"])
+
+    manifest = json.loads((workdir / "data" / "manifest.json").read_text())
+    documents = _read_rows(workdir / "data" / "documents")
+    assert len(documents) == manifest["counts"]["kept"] > 50
+    required = {"id", "url", "text", "crawl_date", "language", "language_score"}
+    assert required <= set(documents[0])
+    assert all(d["id"].startswith("<urn:uuid:") and d["text"] for d in documents)
+
+    stats = json.loads((workdir / "data" / "stats.json").read_text())
+    assert stats["accounted"] == stats["responses"]
+
+    tokens = first["stages"][1]["metrics"]
+    assert tokens["train_tokens"] > 0 and tokens["val_tokens"] > 0
+    token_rows = _read_rows(workdir / "tokens" / "train")
+    assert {"id", "tokens", "n_bytes"} <= set(token_rows[0])
+
+    training = first["stages"][2]["metrics"]
+    assert training["final_loss"] < training["initial_loss"]
+    assert (workdir / "checkpoints" / "base" / "model.safetensors").is_file()
+
+    evaluation = json.loads((workdir / "reports" / "evaluation" / "metrics.json").read_text())
+    assert {"val_loss", "val_bits_per_byte", "val_tokens"} <= set(evaluation["metrics"])
+    assert 0 < evaluation["metrics"]["val_bits_per_byte"] < 16
+    assert evaluation["samples"] and (workdir / "reports" / "evaluation" / "report.md").is_file()
+
+    for name in ("data", "tokenize", "pretrain", "evaluate"):
+        from llmforge.stages import STAGES
+
+        stage_manifest = json.loads((workdir / STAGES[name].manifest).read_text())
+        assert stage_manifest["outputs"], name
+        assert stage_manifest["inputs"]["code"]["source_sha256"]
+
+
+def test_removed_documents_match_the_ground_truth(pipeline_run):
+    """Every page the sample labels for a filter is removed by exactly that filter; kept pages are kept."""
+    from tasks.sample_corpus import load_truth
+
+    workdir, _, _ = pipeline_run
+    truth = load_truth(workdir / "sample" / "sample.truth.jsonl")
+    outcome = {r["id"]: r["filter"] for r in _read_rows(workdir / "data" / "removed", ["id", "filter"])}
+    outcome.update({r["id"]: r["reason"] for r in _read_rows(workdir / "data" / "errors", ["id", "reason"]) if r["id"]})
+    outcome.update({r["id"]: "kept" for r in _read_rows(workdir / "data" / "documents", ["id"])})
+    assert set(outcome) == set(truth), "every response record is accounted for exactly once"
+    wrong = {doc_id: (label, outcome[doc_id]) for doc_id, label in truth.items() if outcome[doc_id] != label}
+    assert not wrong, f"{len(wrong)} of {len(truth)} pages disagree with the ground truth: {list(wrong.items())[:5]}"
+
+
+def test_second_run_skips_and_force_reruns_only_dependents(pipeline_run):
+    from flows.pipeline import pipeline_flow
+
+    workdir, config, _ = pipeline_run
+    again = pipeline_flow(workdir=str(workdir), config=config)
+    assert [s["status"] for s in again["stages"]] == ["skipped"] * 4
+
+    forced = pipeline_flow(workdir=str(workdir), config=config, force=["tokenize"])
+    assert [s["status"] for s in forced["stages"]] == ["skipped", "ran", "ran", "ran"]
+
+
+def test_chat_replies_with_text(pipeline_run):
+    from llmforge.config import ChatConfig
+    from tasks.chat import ChatSession, latest_checkpoint
+
+    workdir, _, _ = pipeline_run
+    session = ChatSession(latest_checkpoint(workdir), workdir / "tokenizer" / "tokenizer.json", ChatConfig(max_new_tokens=16))
+    reply = session.reply("What is a function?")
+    assert isinstance(reply, str) and reply
+    assert session.history[-1] == ("assistant", reply)
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "llmforge.cli", *args], capture_output=True, text=True, timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_cli_json_status_and_chat(pipeline_run, tmp_path):
+    import yaml
+
+    workdir, config, _ = pipeline_run
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+
+    code, out, err = _cli("run", "--json", "--workdir", str(workdir), "--config", str(config_file))
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert [s["status"] for s in result["stages"]] == ["skipped"] * 4
+    assert result["stages"][0]["outputs"]["documents"].endswith("documents")
+
+    code, out, err = _cli("status", "--json", "--workdir", str(workdir), "--config", str(config_file))
+    assert code == 0, err
+    assert {s["state"] for s in json.loads(out.strip().splitlines()[-1])["stages"]} == {"up to date"}
+
+    code, out, err = _cli("chat", "--workdir", str(workdir), "--prompt", "Hello there")
+    assert code == 0, err
+    assert out.strip()
+
+
+def test_cli_names_a_missing_source(tmp_path):
+    code, out, err = _cli("data", "--json", "--workdir", str(tmp_path), "--source", str(tmp_path / "nowhere.warc.gz"))
+    assert code == 1
+    assert "nowhere.warc.gz" in err and "Traceback" not in err
