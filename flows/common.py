@@ -5,12 +5,23 @@ from __future__ import annotations
 import os
 import re
 
-from prefect.task_runners import ProcessPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
 
 
 def process_pool(max_workers: int | None) -> ProcessPoolTaskRunner:
     """CPU-bound stage work runs in processes: the extraction and filters are pure Python."""
     return ProcessPoolTaskRunner(max_workers=max_workers or max(1, os.cpu_count() or 1))
+
+
+def shard_runner(kind: str, max_workers: int | None, dask_address: str | None) -> TaskRunner:
+    """The task runner for per-shard work: local processes, or a Dask cluster for scale-out."""
+    if kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if dask_address:
+            return DaskTaskRunner(address=dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": max_workers or os.cpu_count() or 1, "threads_per_worker": 1})
+    return process_pool(max_workers)
 
 
 def artifact_key(workdir: str, name: str) -> str:

@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import artifact_key, process_pool
+from flows.common import artifact_key, shard_runner
 from llmforge import atomic
 from llmforge.config import DataConfig
 from llmforge.fingerprint import source_digest
@@ -56,9 +56,11 @@ def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), 
 
     with stage.time("plan"):
         files = resolve_source(config, Path(workdir))
-        shards = data_stage.plan_shards(files, config.records_per_shard, data_stage.file_digests(files))
+        shards = data_stage.plan_shards(
+            files, config.records_per_shard, data_stage.file_digests(files), config.max_records_per_file
+        )
     with stage.time("read_extract_filter"):
-        runner = process_pool(config.max_workers)
+        runner = shard_runner(config.task_runner, config.max_workers, config.dask_address)
         summaries = process_shards_flow.with_options(task_runner=runner)(shards, config, str(data_dir), code_digest)
     with stage.time("dedup"):
         keys = [shard.key for shard in shards]
@@ -73,8 +75,12 @@ def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), 
     create_table_artifact(
         key=artifact_key(workdir, "data-funnel"), table=data_report.funnel_rows(stats), description=data_report.funnel_title(stats)
     )
+    create_table_artifact(
+        key=artifact_key(workdir, "data-per-file"), table=data_report.per_file_rows(stats),
+        description="kept + removed + errors = response records, per input file",
+    )
     create_markdown_artifact(key=artifact_key(workdir, "data-removed-examples"), markdown=data_report.removed_examples(data_dir))
-    counts = {k: stats[k] for k in ("records", "responses", "html", "extracted", "kept", "accounted")}
+    counts = {k: stats[k] for k in ("records", "responses", "html", "extracted", "kept", "accounted", "per_file")}
     metrics = {
         "documents": stats["kept"],
         "responses": stats["responses"],

@@ -30,12 +30,17 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run every stage in order, skipping those that are up to date")
     common(run)
     run.add_argument("--source", default=None, help="data source (overrides the config's data.source)")
+    run.add_argument("--task-runner", choices=["process", "dask"], default=None, help="where the data stage's shard tasks run")
+    run.add_argument("--dask-address", default=None, help="scheduler of an existing Dask cluster, e.g. tcp://HOST:8786")
     for name in STAGE_ORDER:
         p = sub.add_parser(name, help=STAGES[name].help)
         common(p)
         if name == "data":
             p.add_argument("--source", default=None,
                            help="'sample', a WARC file, a directory of them, a glob, or cc:CC-MAIN-YYYY-WW")
+            p.add_argument("--task-runner", choices=["process", "dask"], default=None,
+                           help="where shard tasks run: local processes (default) or a Dask cluster")
+            p.add_argument("--dask-address", default=None, help="scheduler of an existing Dask cluster, e.g. tcp://HOST:8786")
     status = sub.add_parser("status", help="show each stage as up to date / stale / missing, and why")
     common(status, force=False)
     chat = sub.add_parser("chat", help="talk to the most post-trained checkpoint")
@@ -54,6 +59,10 @@ def _load_config(args: argparse.Namespace) -> Any:
     config = load_pipeline_config(args.config)
     if getattr(args, "source", None):
         config.data.source = args.source
+    if getattr(args, "dask_address", None):
+        config.data.task_runner, config.data.dask_address = "dask", args.dask_address
+    if getattr(args, "task_runner", None):
+        config.data.task_runner = args.task_runner
     return config
 
 

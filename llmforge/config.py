@@ -9,7 +9,7 @@ in its `examples/fineweb.py`); where we differ, the field says why.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +19,26 @@ class Section(BaseModel):
     """Base of every config section: unknown keys are an error, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+    def fingerprint_view(self) -> dict[str, Any]:
+        """The settings that can change a stage's results: execution-only fields left out,
+        so moving a run to more workers or onto a cluster does not invalidate its outputs."""
+        view: dict[str, Any] = {}
+        for name, field in type(self).model_fields.items():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            if extra.get("execution_only"):
+                continue
+            value = getattr(self, name)
+            view[name] = value.fingerprint_view() if isinstance(value, Section) else self._jsonable(name)
+        return view
+
+    def _jsonable(self, name: str) -> Any:
+        return self.model_dump(mode="json", include={name})[name]
+
+
+def execution_only(default: Any, description: str) -> Any:
+    """A field that says how to run, not what to compute."""
+    return Field(default, description=description, json_schema_extra={"execution_only": True})
 
 
 # ---------------------------------------------------------------- data stage
@@ -109,6 +129,9 @@ class DedupConfig(Section):
     buckets: int = 14
     hashes_per_bucket: int = 8
     seed: int = 1
+    # Optional check of MinHash candidate pairs by their exact shingle Jaccard (off in FineWeb).
+    verify: bool = False
+    verify_threshold: float = Field(0.8, ge=0.0, le=1.0)
 
 
 class PiiConfig(Section):
@@ -125,14 +148,23 @@ class DataConfig(Section):
     source: str = "sample"
     sample_seed: int = 0
     sample_pages: int = 300
-    # Common Crawl: where crawl data is served from, and how much of a crawl to fetch.
-    cc_base_url: str = "https://data.commoncrawl.org"
+    # Common Crawl: how much of a crawl to fetch, and from where.
     cc_max_files: int = 1
-    cc_timeout_seconds: float = 30.0
+    cc_base_url: str = execution_only("https://data.commoncrawl.org", "server of Common Crawl's data")
+    cc_timeout_seconds: float = execution_only(30.0, "per-request timeout when downloading crawl files")
+    cc_max_retries: int = execution_only(5, "failed attempts in a row (without progress) before giving up on a file")
+    cc_backoff_seconds: float = execution_only(1.0, "first retry delay; doubles on every further failure")
     # Split large WARC files into shards of this many records (0: one shard per file).
     records_per_shard: int = 0
-    # Worker processes for per-shard tasks (None: one per CPU core).
-    max_workers: int | None = None
+    # Read only the first N records of each file (None: all); handy for a quick look at a crawl.
+    max_records_per_file: int | None = None
+    max_workers: int | None = execution_only(None, "worker processes for per-shard tasks (None: one per CPU core)")
+    task_runner: Literal["process", "dask"] = execution_only(
+        "process", "where per-shard tasks run: a local process pool, or a Dask cluster"
+    )
+    dask_address: str | None = execution_only(
+        None, "scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (None with dask: a local cluster)"
+    )
     url_filter: UrlFilterConfig = Field(default_factory=UrlFilterConfig)
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
     language: LanguageConfig = Field(default_factory=LanguageConfig)

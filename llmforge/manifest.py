@@ -20,9 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from llmforge import __version__, atomic
+from llmforge.config import Section
 from llmforge.fingerprint import content_digest, fingerprint_files, package_versions, sha256_json, source_digest
 from llmforge.stages import STAGES, StageSpec
 
@@ -55,7 +54,7 @@ def fingerprint_outputs(
     return records
 
 
-def _extra_inputs(spec: StageSpec, workdir: Path, config: BaseModel, previous: dict[str, Any] | None) -> Any:
+def _extra_inputs(spec: StageSpec, workdir: Path, config: Section, previous: dict[str, Any] | None) -> Any:
     ref = spec.extra.get("inputs_ref")
     if not ref:
         return None
@@ -64,7 +63,7 @@ def _extra_inputs(spec: StageSpec, workdir: Path, config: BaseModel, previous: d
     return getattr(importlib.import_module(module_name), function)(workdir, config, known)
 
 
-def expected_inputs(spec: StageSpec, workdir: Path, config: BaseModel, previous: dict[str, Any] | None) -> dict:
+def expected_inputs(spec: StageSpec, workdir: Path, config: Section, previous: dict[str, Any] | None) -> dict:
     """Everything a run would consume now, fingerprinted."""
     upstream = {}
     for name in spec.upstream:
@@ -76,7 +75,7 @@ def expected_inputs(spec: StageSpec, workdir: Path, config: BaseModel, previous:
             else None,
         }
     return {
-        "config_sha256": sha256_json(config.model_dump(mode="json")),
+        "config_sha256": sha256_json(config.fingerprint_view()),
         "code": {"llmforge": __version__, "source_sha256": source_digest(spec.code_modules)},
         "libraries": package_versions(spec.libraries),
         "upstream": upstream,
@@ -119,7 +118,7 @@ def _diff_reasons(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return reasons
 
 
-def check_freshness(spec: StageSpec, workdir: Path, config: BaseModel) -> tuple[Freshness, dict, dict | None]:
+def check_freshness(spec: StageSpec, workdir: Path, config: Section) -> tuple[Freshness, dict, dict | None]:
     """(freshness, the inputs a run would consume now, the previous manifest)."""
     previous = read_manifest(workdir, spec.name)
     inputs = expected_inputs(spec, workdir, config, previous)
@@ -153,7 +152,7 @@ def outcome(spec: StageSpec, workdir: Path, status: str, manifest: dict[str, Any
 class StageRun:
     """One invocation of a stage: decides whether to skip, and records the manifest when done."""
 
-    def __init__(self, name: str, workdir: str | Path, config: BaseModel, force: bool = False):
+    def __init__(self, name: str, workdir: str | Path, config: Section, force: bool = False):
         self.spec = STAGES[name]
         self.workdir = Path(workdir)
         self.config = config

@@ -58,3 +58,23 @@ def removed_examples(data_dir: Path, per_filter: int = EXAMPLES_PER_FILTER) -> s
             extra = f" — duplicate of `{row['duplicate_of']}`" if row["duplicate_of"] else ""
             lines += [f"- **{row['reason']}** <{row['url']}>{extra}", f"  > {excerpt}", ""]
     return "\n".join(lines)
+
+
+def per_file_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per input file: every response record is kept, removed or an error."""
+    rows = []
+    for name, entry in stats["per_file"].items():
+        errors = {k: v for k, v in entry["errors"].items() if k != "damaged_file"}
+        rows.append(
+            {
+                "file": name,
+                "records": entry["records"],
+                "responses": entry["responses"],
+                "html": entry["html"],
+                "kept": entry["kept"],
+                "removed": sum(entry["removed"].values()),
+                "errors": sum(errors.values()),
+                "damaged": entry["damaged"] or "",
+            }
+        )
+    return rows

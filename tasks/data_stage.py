@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,19 +91,29 @@ def file_digests(files: Iterable[Path]) -> dict[str, str]:
     return {str(path): sha256_file(path) for path in files}
 
 
-def plan_shards(files: list[Path], records_per_shard: int, fingerprints: dict[str, str]) -> list[Shard]:
-    """One shard per file, or per `records_per_shard` records of a file."""
+def plan_shards(
+    files: list[Path], records_per_shard: int, fingerprints: dict[str, str], max_records_per_file: int | None = None
+) -> list[Shard]:
+    """One shard per file, or per `records_per_shard` records of a file; optionally only a file's first records.
+
+    A file's last shard stays open-ended (stop=None) when it reads to the end, so
+    damage at the end of the file is reported by exactly one shard.
+    """
     from tasks.warc_reader import count_records
 
     shards: list[Shard] = []
     for path in files:
+        digest = fingerprints[str(path)]
         if records_per_shard <= 0:
-            shards.append(Shard(len(shards), str(path), 0, None, fingerprints[str(path)]))
+            shards.append(Shard(len(shards), str(path), 0, max_records_per_file, digest))
             continue
         total = count_records(path)
-        for start in range(0, max(total, 1), records_per_shard):
-            stop = start + records_per_shard if start + records_per_shard < total else None
-            shards.append(Shard(len(shards), str(path), start, stop, fingerprints[str(path)]))
+        end = total if max_records_per_file is None else min(total, max_records_per_file)
+        for start in range(0, max(end, 1), records_per_shard):
+            stop: int | None = start + records_per_shard
+            if stop >= end:
+                stop = None if end == total else end
+            shards.append(Shard(len(shards), str(path), start, stop, digest))
     return shards
 
 
@@ -131,7 +141,13 @@ class FilterBook:
 
 
 def shard_fingerprint(shard: Shard, config: DataConfig, code_digest: str) -> str:
-    return sha256_json({"shard": asdict(shard), "config": config.model_dump(mode="json"), "code": code_digest})
+    """What a staged shard depends on. Settings used only by the global steps (which
+    duplicates to drop, PII) are left out, so changing them re-uses every shard."""
+    view = config.fingerprint_view()
+    view.pop("pii")
+    for global_only in ("exact", "verify", "verify_threshold"):
+        view["dedup"].pop(global_only)
+    return sha256_json({"shard": asdict(shard), "config": view, "code": code_digest})
 
 
 def _staging(work_dir: Path, shard: Shard) -> dict[str, Path]:
@@ -291,7 +307,7 @@ def find_duplicates(data_dir: str, shard_keys: list[str], config: DataConfig) ->
     Returns {filter: {duplicate id: kept id}}: exact duplicates first, then MinHash
     clusters among what is left. Documents are named by id, never by position.
     """
-    from tasks.dedup import cluster_by_bands, exact_dedup
+    from tasks.dedup import candidate_ids, cluster_by_bands, exact_dedup
 
     ids: list[str] = []
     keys: list[str] = []
@@ -304,10 +320,23 @@ def find_duplicates(data_dir: str, shard_keys: list[str], config: DataConfig) ->
         keys += table.column("dedup_key").to_pylist()
         bands += table.column("minhash_bands").to_pylist()
     exact = exact_dedup(zip(ids, keys)) if config.dedup.exact else {}
-    near = (
-        cluster_by_bands((i, b) for i, b in zip(ids, bands) if i not in exact) if config.dedup.minhash else {}
-    )
+    near: dict[str, str] = {}
+    if config.dedup.minhash:
+        remaining = [(i, b) for i, b in zip(ids, bands) if i not in exact]
+        verify = _verifier(data_dir, shard_keys, candidate_ids(remaining), config) if config.dedup.verify else None
+        near = cluster_by_bands(remaining, verify=verify)
     return {"exact_dedup": exact, "minhash": near}
+
+
+def _verifier(data_dir: str, shard_keys: list[str], wanted: set[str], config: DataConfig) -> Callable[[str, str], bool]:
+    """Exact-Jaccard check of candidate pairs; reads the texts of candidate documents only."""
+    from tasks.dedup import jaccard_verifier
+
+    texts: dict[str, str] = {}
+    for key in shard_keys:
+        table = pq.read_table(Path(data_dir) / "_work" / f"{key}.candidates.parquet", columns=["id", "text"])
+        texts.update((i, t) for i, t in zip(table.column("id").to_pylist(), table.column("text").to_pylist()) if i in wanted)
+    return jaccard_verifier(texts, config.dedup.verify_threshold, config.dedup.n_grams)
 
 
 def finalize_shard(

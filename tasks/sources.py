@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import glob
-import gzip
 import re
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from llmforge import atomic
 from llmforge.config import DataConfig
 from llmforge.fingerprint import file_record
 
@@ -55,30 +51,19 @@ def resolve_local(source: str) -> list[Path]:
     return [path]
 
 
-def _open_url(url: str, timeout: float) -> bytes:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.read()
-    except urllib.error.HTTPError as err:
-        raise SourceError(f"{url}: HTTP {err.code} {err.reason}") from err
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise SourceError(f"cannot reach Common Crawl at {url}: {reason}") from err
-
-
 def fetch_common_crawl(crawl_id: str, config: DataConfig, cache_dir: Path) -> list[Path]:
-    """Download the first `cc_max_files` WARC files of a crawl into the cache (kept across runs)."""
-    check_source(config.model_copy(update={"source": f"cc:{crawl_id}"}))
-    base = config.cc_base_url.rstrip("/")
-    listing = gzip.decompress(_open_url(f"{base}/crawl-data/{crawl_id}/warc.paths.gz", config.cc_timeout_seconds))
-    paths = [line for line in listing.decode("utf-8").splitlines() if line.strip()][: config.cc_max_files]
-    files = []
-    for rel in paths:
-        target = cache_dir / crawl_id / Path(rel).name
-        if not target.exists():
-            atomic.write_bytes(target, _open_url(f"{base}/{rel}", config.cc_timeout_seconds))
-        files.append(target)
-    return files
+    """Download (or find in the cache) the first `cc_max_files` WARC files of a crawl."""
+    from tasks.common_crawl import CrawlFetchError, FetchPolicy, fetch_crawl
+
+    policy = FetchPolicy(
+        timeout_seconds=config.cc_timeout_seconds,
+        max_retries=config.cc_max_retries,
+        backoff_seconds=config.cc_backoff_seconds,
+    )
+    try:
+        return fetch_crawl(crawl_id, config.cc_base_url, cache_dir, config.cc_max_files, policy)
+    except CrawlFetchError as err:
+        raise SourceError(f"Common Crawl at {config.cc_base_url}: {err}") from err
 
 
 def check_source(config: DataConfig) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,7 @@ def read_token_documents(split_dir: Path, max_tokens: int | None = None) -> list
 
 
 def staging_dir(tokens_dir: Path, split: str) -> str:
-    import tempfile
-
+    """An empty directory beside the final split, swapped in once every shard is encoded."""
     return tempfile.mkdtemp(prefix=f".{split}.new-", dir=tokens_dir)
 
 

@@ -84,3 +84,40 @@ def test_a_stage_killed_half_way_reuses_finished_shards_and_gives_the_same_docum
 
     assert documents(crashed) == documents(clean)
     assert _rows(crashed / "data" / "removed", ["id", "filter"]) == _rows(clean / "data" / "removed", ["id", "filter"])
+
+
+def test_a_common_crawl_source_over_a_faulty_network_gives_the_same_documents_as_local_files(
+    prefect_harness, shared_data, tmp_path
+):
+    import gzip
+    import shutil
+
+    from flows.data import data_flow
+    from http_fault_server import serve
+
+    names = ["dolma-sample-0000-wget-2024.warc.gz", "CC-MAIN-2020-34-sample-resiliparse.warc.gz"]
+    crawl_id = "CC-MAIN-2099-01"
+    served, local = tmp_path / "server", tmp_path / "local-warcs"
+    paths = []
+    for index, name in enumerate(names):
+        relative = f"crawl-data/{crawl_id}/segments/1.{index}/warc/{name}"
+        (served / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared_data / "warc" / name, served / relative)
+        local.mkdir(exist_ok=True)
+        shutil.copyfile(shared_data / "warc" / name, local / name)
+        paths.append(relative)
+    (served / f"crawl-data/{crawl_id}/warc.paths.gz").write_bytes(gzip.compress("\n".join(paths).encode()))
+    faults = {p: ["503", "drop_after:20000", "short:50000", "ok"] for p in paths}
+
+    with serve(served, faults) as server:
+        remote = data_flow(
+            workdir=str(tmp_path / "remote"),
+            config=DataConfig(source=f"cc:{crawl_id}", cc_max_files=2, cc_base_url=server.base_url,
+                              cc_backoff_seconds=0.01, max_workers=2),
+        )
+        assert sum(r.status == 503 for r in server.requests) == len(paths), "every file met a 503 first"
+    from_disk = data_flow(workdir=str(tmp_path / "disk"), config=DataConfig(source=str(local), max_workers=2))
+    assert remote["status"] == from_disk["status"] == "ran"
+    columns = ["id", "url", "text", "source_file"]
+    assert _rows(tmp_path / "remote" / "data" / "documents", columns) == _rows(tmp_path / "disk" / "data" / "documents", columns)
+    assert remote["metrics"]["documents"] == from_disk["metrics"]["documents"] > 0
