@@ -56,14 +56,14 @@ def _parser() -> argparse.ArgumentParser:
 def _load_config(args: argparse.Namespace) -> Any:
     from llmforge.config import load_pipeline_config
 
-    config = load_pipeline_config(args.config)
+    data: dict[str, Any] = {}
     if getattr(args, "source", None):
-        config.data.source = args.source
+        data["source"] = args.source
     if getattr(args, "dask_address", None):
-        config.data.task_runner, config.data.dask_address = "dask", args.dask_address
+        data.update(task_runner="dask", dask_address=args.dask_address)
     if getattr(args, "task_runner", None):
-        config.data.task_runner = args.task_runner
-    return config
+        data["task_runner"] = args.task_runner
+    return load_pipeline_config(args.config, {"data": data})
 
 
 def _print_outcome(result: dict[str, Any], as_json: bool) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Section(BaseModel):
@@ -46,18 +46,32 @@ def execution_only(default: Any, description: str) -> Any:
 
 class UrlFilterConfig(Section):
     enabled: bool = True
-    # Extra blocked domains (exact host or any subdomain of it), added to the built-in list.
+    # FineWeb's lists: the UT1 blocklists (domains, URLs) and the banned, banned-subword and
+    # soft-banned word lists that ship in the datatrove package.
+    use_integrated_lists: bool = True
+    # A folder in datatrove's asset layout to read the lists from instead (None: the installed datatrove's).
+    blocklist_dir: str | None = None
+    # Additions to the lists: blocked domains (the host or any subdomain of it), banned words
+    # (whole URL tokens), banned subwords (substrings) and soft-banned words.
     extra_blocked_domains: list[str] = Field(default_factory=list)
-    # Words that block a URL when they appear as a whole token of it (FineWeb: banned words).
-    banned_words: list[str] = Field(default_factory=lambda: ["porn", "xxx", "sex", "casino", "viagra"])
+    banned_words: list[str] = Field(default_factory=list)
+    banned_subwords: list[str] = Field(default_factory=list)
+    soft_banned_words: list[str] = Field(default_factory=list)
+    # A URL with at least this many soft-banned words is blocked.
+    soft_word_threshold: int = 2
 
 
 class ExtractionConfig(Section):
     favor_precision: bool = True
     include_comments: bool = False
     deduplicate: bool = True
-    # Per-document wall-clock limit; pathological HTML must not hang a worker.
-    timeout_seconds: float = 30.0
+    # Per-document wall-clock limit, enforced by killing the extraction process: a guard
+    # against hangs, not a quality filter (FineWeb's 0.1 s dropped pages on slow machines).
+    timeout_seconds: float = 10.0
+    # Pages larger than this are not parsed (None: no limit).
+    max_html_bytes: int | None = 10_000_000
+    # Share of control characters above which a page is binary content labelled as HTML.
+    max_control_char_ratio: float | None = 0.01
 
 
 class LanguageConfig(Section):
@@ -179,8 +193,12 @@ class DataConfig(Section):
 # ------------------------------------------------------------ tokenize stage
 
 
+SAMPLE_VOCAB_SIZE = 2048
+
+
 class TokenizeConfig(Section):
-    vocab_size: int = 2048
+    # Real runs; the embedded sample (a few hundred pages) gets SAMPLE_VOCAB_SIZE unless set explicitly.
+    vocab_size: int = 32_768
     # Caps on what the BPE trainer sees (characters per document and in total).
     max_chars_per_doc: int = 10_000
     max_train_chars: int = 50_000_000
@@ -238,15 +256,28 @@ class PipelineConfig(Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)
 
+    @model_validator(mode="after")
+    def _size_the_vocabulary_for_the_sample(self) -> PipelineConfig:
+        """A 32k vocabulary cannot be learned from the sample's few hundred pages."""
+        if self.data.source == "sample" and "vocab_size" not in self.tokenize.model_fields_set:
+            self.tokenize.vocab_size = SAMPLE_VOCAB_SIZE
+        return self
 
-def load_pipeline_config(path: str | Path | None) -> PipelineConfig:
-    """Read the nested YAML file (one section per stage); missing sections keep defaults."""
-    if path is None:
-        return PipelineConfig()
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    raw: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping with one section per stage, got {type(raw).__name__}")
+
+def load_pipeline_config(path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> PipelineConfig:
+    """Read the nested YAML file (one section per stage); missing sections keep defaults.
+
+    `overrides` (e.g. from command-line flags) are merged into their sections before
+    validation, so settings derived from others see the final values.
+    """
+    raw: Any = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: expected a mapping with one section per stage, got {type(raw).__name__}")
+    for section, values in (overrides or {}).items():
+        raw[section] = {**(raw.get(section) or {}), **values}
     return PipelineConfig.model_validate(raw)

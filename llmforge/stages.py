@@ -57,7 +57,9 @@ STAGES: dict[str, StageSpec] = {
             manifest="data/manifest.json",
             code_modules=("tasks.data_stage", "tasks.warc_reader", "tasks.sample_corpus", "tasks.sources",
                           "tasks.extract", "tasks.langid", "tasks.filters", "tasks.dedup", "tasks.pii"),
-            libraries=("trafilatura", "lxml", "warcio", "python-magic", "faust-cchardet", "fasttext-predict"),
+            # The URL lists ship in datatrove, the public-suffix list in tld.
+            libraries=("trafilatura", "lxml", "warcio", "python-magic", "faust-cchardet", "fasttext-predict",
+                       "datatrove", "tld"),
             extra={"inputs_ref": "tasks.sources:describe_source_inputs"},
         ),
         StageSpec(

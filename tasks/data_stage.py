@@ -8,6 +8,7 @@ config, so a stage killed half-way re-uses the shards it finished.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import shutil
@@ -23,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from llmforge import atomic
-from llmforge.config import DataConfig
+from llmforge.config import DataConfig, ExtractionConfig
 from llmforge.fingerprint import sha256_json
 
 DOCUMENT_SCHEMA = pa.schema(
@@ -192,9 +193,30 @@ class _Pipeline:
         )
 
 
+_EXTRACTORS: dict[str, Any] = {}
+
+
+def _shared_extractor(config: ExtractionConfig) -> Any:
+    """One extraction child process per worker process and config, kept across shards
+    (starting one costs most of a second); closed when the worker exits."""
+    from tasks.extract import IsolatedExtractor
+
+    key = config.model_dump_json()
+    if key not in _EXTRACTORS:
+        if not _EXTRACTORS:
+            atexit.register(close_shared_extractors)
+        _EXTRACTORS[key] = IsolatedExtractor(config)
+    return _EXTRACTORS[key]
+
+
+def close_shared_extractors() -> None:
+    """Stop this process's extraction children (their CPU time then shows in RUSAGE_CHILDREN)."""
+    while _EXTRACTORS:
+        _EXTRACTORS.popitem()[1].close()
+
+
 def process_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: str) -> dict[str, Any]:
     """Read, extract and filter one shard; stage candidates, removals and errors as Parquet."""
-    from tasks.extract import extract_main_text
     from tasks.filters.text_view import make_view
     from tasks.warc_reader import HtmlDocument, ReadStats, iter_warc
 
@@ -216,6 +238,7 @@ def process_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: 
     source_name = Path(shard.path).name
     extracted = replaced_chars = 0
 
+    extractor = _shared_extractor(config.extraction)
     for item in iter_warc(shard.path, shard.start, shard.stop, stats=stats):
         if not isinstance(item, HtmlDocument):
             errors.append(
@@ -242,13 +265,13 @@ def process_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: 
                 continue
 
         t0 = time.perf_counter()
-        text = extract_main_text(item.html, config.extraction)
+        extraction = extractor.run(item.html)
         book.timed("extraction", t0)
-        if not text:
-            drop("extraction", "no_main_text")
+        if extraction.reason or not extraction.text:
+            drop("extraction", extraction.reason or "no_main_text")
             continue
         extracted += 1
-        row["text"] = text
+        text = row["text"] = extraction.text
 
         if pipeline.language_check is not None:
             t0 = time.perf_counter()

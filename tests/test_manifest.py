@@ -83,3 +83,13 @@ def test_config_file_sections_override_defaults(tmp_path: Path) -> None:
     path.write_text("tokenize: {vocab_sise: 4096}\n")
     with pytest.raises(ValueError, match="vocab_sise"):
         load_pipeline_config(path)
+
+
+def test_the_sample_gets_a_small_vocabulary_unless_one_is_asked_for(tmp_path: Path) -> None:
+    from llmforge.config import SAMPLE_VOCAB_SIZE
+
+    assert load_pipeline_config(None).tokenize.vocab_size == SAMPLE_VOCAB_SIZE
+    assert load_pipeline_config(None, {"data": {"source": "crawl/*.warc.gz"}}).tokenize.vocab_size == 32_768
+    path = tmp_path / "c.yaml"
+    path.write_text("tokenize: {vocab_size: 4096}\n")
+    assert load_pipeline_config(path).tokenize.vocab_size == 4096

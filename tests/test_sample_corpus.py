@@ -24,7 +24,8 @@ from tasks.sample_corpus import (
 )
 from tasks.warc_reader import HtmlDocument, ReadStats, SkippedRecord, count_records, iter_warc
 
-BANNED_URL_WORDS = ("porn", "xxx", "sex", "casino", "viagra")  # FineWeb-style banned URL tokens
+# Words of FineWeb's hard-banned URL list (datatrove's banned_words.txt) that the sample's URLs use.
+BANNED_URL_WORDS = ("porn", "xxx", "viagra", "cialis", "bdsm")
 ENGLISH_MIN_SCORE = 0.65
 NEAR_DUPLICATE_JACCARD = 0.85
 TEXT_LABELS = ("kept", "url", "language", "gopher_repetition", "gopher_quality", "exact_dedup", "minhash")

@@ -11,10 +11,10 @@ Reasons are datatrove's with a ``c4_`` prefix ("c4_too_few_sentences",
 "c4_lorem_ipsum", "c4_curly_bracket"): datatrove's bare names would be ambiguous in
 a report that mixes filters.
 
-Difference from datatrove: sentences are counted with this project's Punkt
-approximation (``count_sentences``), and counting stops once the minimum is reached
-(the count is only compared with it). ``split_paragraph=False`` (splitting the text
-into sentences instead of lines) uses the same approximation to find sentences.
+Sentences are counted as datatrove counts them (spaCy's sentencizer on each kept line, see
+``text_view.count_sentences``); counting stops once the minimum is reached, since the
+count is only compared with it. ``split_paragraph=False`` (the text cut into sentences
+instead of lines) uses the same sentence split.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The definitions follow datatrove's GopherRepetitionFilter and GopherQualityFilter
 exactly (which split, which denominator, strict or non-strict comparison, which rule
-first); only the word tokens come from the shared ``TextView`` instead of a fresh
-NLTK call per filter. A threshold of 0 (or an empty n-gram list) switches its rule
+first); only the word tokens come from the shared ``TextView`` (spaCy's English
+tokenisation, see ``text_view``) instead of a fresh tokeniser call per filter. A threshold of 0 (or an empty n-gram list) switches its rule
 off, as ``None``/0 does in datatrove.
 """
 
@@ -197,8 +197,9 @@ def _vocabulary_rules(view: TextView, cfg: GopherQualityConfig, stop_words: froz
         with_alpha = sum(1 for w in words if has_alpha(w))
         if with_alpha / len(words) < cfg.max_non_alpha_words_ratio:
             return "gopher_below_alpha_threshold"
-    # Case-sensitive, as in datatrove: "The" is not the stop word "the".
-    if cfg.min_stop_words and sum(1 for w in words if w in stop_words) < cfg.min_stop_words:
+    # How many DIFFERENT stop words occur (datatrove intersects the stop-word set with the set
+    # of words: "the the" is one stop word, not two). Case-sensitive: "The" is not "the".
+    if cfg.min_stop_words and len(stop_words.intersection(words)) < cfg.min_stop_words:
         return "gopher_enough_stop_words"
     return None
 

@@ -1,310 +1,509 @@
 """One document's text, split once; every quality filter reads from the same view.
 
-datatrove's English filters each call NLTK's ``word_tokenize`` on the whole document
-(Gopher repetition, Gopher quality and FineWeb quality: three full tokenisations, each
-running the Punkt sentence splitter first and a cascade of about 25 regex substitutions
-per sentence after it). Here the text is tokenised once, lazily, by one regex pass plus
-a light fix-up loop, and every filter shares the result through ``TextView``.
+datatrove 0.10.1 splits English text into words with spaCy: ``load_word_tokenizer("en")``
+resolves (via its ``tokenizer_assignment.csv``) to ``SpaCyTokenizer("en")``, a blank English
+pipeline (rule-based tokenizer + sentencizer, no model), and keeps the stripped, non-empty token
+texts. Gopher repetition, Gopher quality and FineWeb quality each ask for the words (datatrove
+caches the last few texts, so Gopher quality reuses Gopher repetition's), and C4 runs the
+pipeline once per kept line to count sentences. Here the text is tokenised once, per
+whitespace-separated chunk with a memo of chunks already seen, and every filter shares the
+result through ``TextView``.
 
-The tokeniser reproduces what ``nltk.word_tokenize(text, "english")`` returns (that is
-what datatrove's ``load_word_tokenizer("en")`` wraps, minus empty tokens). Its rules, as
-read from NLTK's ``NLTKWordTokenizer`` and ``PunktSentenceTokenizer``:
+The tokeniser follows spaCy's algorithm for one chunk (Tokenizer._split_affixes/_attach_tokens):
 
-* always split off: ``( ) [ ] { } < >``, ``; @ # $ % & * ? !``, the curly/angle quotes
-  ``“ ” ‘ ’ „ « »``, the dashes U+2012..U+2015, runs of 2+ periods, ``--``, runs of backticks;
-* ``,`` and ``:`` split off unless a digit follows ("3,000" and "10:30" stay whole);
-* a double quote becomes two backticks when it opens (at a sentence start, or after a
-  space or an opening bracket) and two apostrophes otherwise;
-* clitics split at a word's end: ``'s 'm 'd`` (any case), ``'ll 're 've n't`` (all-lower
-  or all-upper), a bare trailing ``'``; a leading ``'`` before a letter is its own token;
-  ``cannot gimme gonna gotta lemme more'n d'ye wanna`` split in two;
-* a period stays attached to its word (``U.S.``, ``3.5``, ``example.com``) EXCEPT the
-  period that ends a sentence, which is its own token.
+1. a chunk that is a special case (an exception such as "don't" -> "do" "n't", "Mr.", ":)")
+   becomes its listed pieces;
+2. otherwise prefixes (opening punctuation, quotes, currency, symbols) are split off the front and
+   suffixes (closing punctuation, quotes, "'s", a period after a lower-case letter, digit or
+   punctuation, units after a number, ...) off the back, one of each per round, until none is
+   left or what is left is a special case;
+3. what remains is one token if it is a special case or looks like a URL; else it is split at
+   infixes (hyphens and "/" ":" "=" "<" ">" between letters, "," between letters, "." between a
+   lower-case and an upper-case letter, "+-*^" between digits, ellipses, symbols).
 
-Where this differs from NLTK (deliberately, to stay one fast pass; all rare in web text):
+The rule tables (which characters, which exceptions) are facts about spaCy 3.8's English
+tokenizer, written out here. Where this differs from spaCy (all rare in English web text):
 
-* Sentence ends are decided locally, with Punkt's rules but without its trained
-  orthographic statistics: a period before whitespace or one of ``?!)";}]*:@'({[``
-  ends a sentence unless the word is one of Punkt's English abbreviations (then only
-  before a capitalised frequent sentence starter), a single-letter initial (then only
-  before a capitalised common word, not before a name), or a number followed by a
-  lower-case word. Punkt's learned per-word capitalisation contexts and its WSJ
-  collocations are approximated by the two small word lists below.
-* ``"`` after a newline (not a space) counts as opening only after a sentence end.
-* Runs such as ``,,`` or ``::`` are split into single marks (NLTK's regex leaves the
-  second mark glued to the next word).
+* letter classes come from Python's ``str.isalpha/islower/isupper`` and "other symbol" from
+  ``unicodedata``; spaCy lists scripts by hand (its letters miss e.g. Armenian, Georgian and some
+  Cyrillic/Greek extensions; its symbol list predates recent emoji);
+* the URL test is a simplified version of spaCy's (scheme, optional credentials, a dotted host
+  ending in a lower-case TLD or an IPv4 address, optional port and path);
+* spaCy's second pass for special cases that span several tokens is left out.
+
+The sentencizer (for C4's sentence count) is spaCy's: a sentence ends after a token that is one
+of its sentence-final characters ("." "!" "?" and their counterparts in other scripts), and the
+next one starts at the first following token that is neither such a character nor punctuation.
 """
 
 from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from itertools import accumulate
 
 import numpy as np
 
 # ----------------------------------------------------------------- punctuation
 
+
+def _chars_from_ranges(spec: str) -> frozenset[str]:
+    """Characters from "21 2E 3F 61D-61F ..." (hex code points and ranges)."""
+    out: set[str] = set()
+    for item in spec.split():
+        low, _, high = item.partition("-")
+        out.update(chr(c) for c in range(int(low, 16), int(high or low, 16) + 1))
+    return frozenset(out)
+
+
 # The characters datatrove counts as punctuation (datatrove.utils.text.PUNCTUATION):
 # all ASCII punctuation, a set of typographic and CJK marks (including the fullwidth
 # digit one, a quirk kept for fidelity), and the C0/C1 control characters except \t, \n.
 _TYPOGRAPHIC_MARKS = "—”％１〈、━【「」，】；“《„’∶´．（–？！：～«〉》）。…►»"
 _CONTROL_CHARS = "".join(chr(c) for c in (*range(0, 9), *range(11, 32), *range(127, 160)))
-PUNCTUATION_CHARS: frozenset[str] = frozenset(string.punctuation + _TYPOGRAPHIC_MARKS + _CONTROL_CHARS)
-
-# ------------------------------------------------------------------ tokeniser
-
-# Characters that are always a token of their own (see the module docstring).
-_SOLO = "«“‘„»”’;@#$%&?!*()\\[\\]{}<>\u2012-\u2015"
-_WORD_CHAR = r"[^\s" + _SOLO + r"\".:,`'-]"
-# ".", "-", "'" inside a word (but not starting a run of themselves: those runs are
-# tokens of their own) and ":"/"," before a digit ("3,000", "10:30").
-_WORD_JOINER = r"(?:[:,](?=\d)|\.(?!\.)|-(?!-)|'(?!'))"
-_TOKEN_RE = re.compile(
-    # words come first as the most frequent case; possessive loops keep it one pass
-    r"(" + _WORD_CHAR + r"++(?:" + _WORD_JOINER + _WORD_CHAR + r"*+)*+"
-    r"|\.{2,}|--|`+|''|\"|[" + _SOLO + r"]|[:,](?!\d)"
-    r"|" + _WORD_JOINER + r"(?:" + _WORD_CHAR + r"++|" + _WORD_JOINER + r")*+)"
-    r"(\s*)"
+# datatrove's TERMINAL_PUNCTUATION: sentence-final marks of many scripts (close to Unicode's
+# Sentence_Terminal property, as of an older Unicode version, plus three Khmer signs). FineWeb
+# quality counts lines ending in one of these; Gopher quality adds them to the punctuation above.
+TERMINAL_PUNCTUATION: frozenset[str] = _chars_from_ranges(
+    "21 2E 3F 589 61D-61F 6D4 700-702 7F9 837 839 83D-83E 964-965 104A-104B 1362 1367-1368 166E "
+    "1735-1736 17D4-17D6 17D9-17DA 1803 1809 1944-1945 1AA8-1AAB 1B5A-1B5B 1B5E-1B5F 1B7D-1B7E "
+    "1C3B-1C3C 1C7E-1C7F 203C-203D 2047-2049 2E2E 2E3C 2E53-2E54 3002 A4FF A60E-A60F A6F3 A6F7 "
+    "A876-A877 A8CE-A8CF A92F A9C8-A9C9 AA5D-AA5F AAF0-AAF1 ABEB FE52 FE56-FE57 FF01 FF0E FF1F FF61 "
+    "10A56-10A57 10F55-10F59 10F86-10F89 11047-11048 110BE-110C1 11141-11143 111C5-111C6 111CD "
+    "111DE-111DF 11238-11239 1123B-1123C 112A9 1144B-1144C 115C2-115C3 115C9-115D7 11641-11642 "
+    "1173C-1173E 11944 11946 11A42-11A43 11A9B-11A9C 11C41-11C42 11EF7-11EF8 11F43-11F44 "
+    "16A6E-16A6F 16AF5 16B37-16B38 16B44 16E98 1BC9F 1DA88"
+)
+# What Gopher quality treats as a symbol: a word made only of these is not a word
+# (datatrove's PUNCTUATION_SET: the punctuation above plus the terminal marks).
+PUNCTUATION_CHARS: frozenset[str] = (
+    frozenset(string.punctuation + _TYPOGRAPHIC_MARKS + _CONTROL_CHARS) | TERMINAL_PUNCTUATION
 )
 
-# What may follow a sentence-final period before the sentence really ends (NLTK keeps
-# these out of the period's token and lets the period split off).
-_CLOSERS = frozenset({"]", ")", "}", ">", '"', "'", "»", "”", "’", "''"})
-# Characters right after a period that make Punkt consider a boundary there
-# (besides whitespace); a period before anything else (",", "”", a letter) is not.
-_PUNKT_NONWORD_AFTER = frozenset("?!)\";}]*:@'({[")
-_OPENING_BEFORE_QUOTE = frozenset({"(", "[", "{", "<", "«", "“", "‘", "„"})
+# ------------------------------------------------------ character classes
 
-# Punkt's English abbreviation types (nltk_data punkt_tab/english/abbrev_types.txt).
-_ABBREVIATIONS = frozenset(
+
+def _class_ranges(test, limit: int = 0x30000) -> str:
+    """A regex character-class body ("a-z...") of the code points below ``limit`` passing ``test``."""
+    parts: list[str] = []
+    start = None
+    for cp in range(limit + 1):
+        ok = cp < limit and not 0xD800 <= cp < 0xE000 and test(chr(cp))
+        if ok and start is None:
+            start = cp
+        elif not ok and start is not None:
+            end = cp - 1
+            parts.append(re.escape(chr(start)) if start == end else f"{re.escape(chr(start))}-{re.escape(chr(end))}")
+            start = None
+    return "".join(parts)
+
+
+# spaCy's punctuation, quote and currency lists (spacy.lang.char_classes), as characters.
+_PUNCT_MARKS = ",:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪"
+_QUOTE_CHARS = "'\"”“`‘´’‚,„»«「」『』（）〔〕【】《》〈〉\u2329\u232a⟦⟧"
+_CURRENCY = ["$", "£", "€", "¥", "฿", "US$", "C$", "A$", "₽", "﷼", *(chr(c) for c in range(0x20A0, 0x20C0))]
+_UNITS = (
+    "km km² km³ m m² m³ dm dm² dm³ cm cm² cm³ mm mm² mm³ ha µm nm yd in ft kg g mg µg t lb oz m/s "
+    "km/h kmh mph hPa Pa mbar mb MB kb KB gb GB tb TB T G M K % км км² км³ м м² м³ дм дм² дм³ см "
+    "см² см³ мм мм² мм³ нм кг г мг м/с км/ч кПа Па мбар Кб КБ кб Мб МБ мб Гб ГБ гб Тб ТБ тбكم كم² "
+    "كم³ م م² م³ سم سم² سم³ مم مم² مم³ كم غرام جرام جم كغ ملغ كوب اكواب"
+).split()
+_HYPHENS = ["-", "–", "—", "--", "---", "——", "~"]
+
+
+def _alternation(items) -> str:
+    return "|".join(re.escape(item) for item in items)
+
+
+@dataclass(frozen=True)
+class _Rules:
+    prefix: re.Pattern
+    suffix: re.Pattern
+    infix: re.Pattern
+    url: re.Pattern
+    # letters only, or digits only: no rule can split such a chunk (the fast path); a
+    # mix can ("10km" -> "10" "km")
+    plain: re.Pattern
+
+
+@lru_cache(maxsize=1)
+def _rules() -> _Rules:
+    """spaCy's English prefix/suffix/infix/URL rules, compiled once (first use costs ~0.1 s)."""
+    alpha = _class_ranges(str.isalpha)
+    lower = _class_ranges(lambda c: c.isalpha() and not c.isupper())  # lower case or uncased
+    upper = _class_ranges(lambda c: c.isalpha() and not c.islower())  # upper case or uncased
+    icons = _class_ranges(lambda c: unicodedata.category(c) == "So" and c != "°") + re.escape("°")
+    quotes = re.escape(_QUOTE_CHARS)
+    punct = ["…", "……", *_PUNCT_MARKS]
+    prefixes = [
+        "§", "%", "=", "—", "–", r"\+(?![0-9])", _alternation(punct), r"\.\.+", "…",
+        _alternation(_QUOTE_CHARS), _alternation(_CURRENCY), f"[{icons}]",
+    ]
+    # The class spaCy builds for "a period after ..." also takes in the characters of its
+    # punctuation alternation ("|" included) and of "(?:" ")".
+    after_period = "0-9" + lower + re.escape("%²-+" + "".join(punct) + "|(?:)") + quotes
+    suffixes = [
+        _alternation(punct), r"\.\.+", "…", _alternation(_QUOTE_CHARS), f"[{icons}]",
+        "'s", "'S", "’s", "’S", "—", "–",
+        r"(?<=[0-9])\+", r"(?<=°[FfCcKk])\.", rf"(?<=[0-9])(?:{_alternation(_CURRENCY)})",
+        rf"(?<=[0-9])(?:{_alternation(_UNITS)})", rf"(?<=[{after_period}])\.", rf"(?<=[{upper}][{upper}])\.",
+    ]
+    infixes = [
+        r"\.\.+", "…", f"[{icons}]",
+        r"(?<=[0-9])[+\-\*^](?=[0-9-])",
+        rf"(?<=[{lower}{quotes}])\.(?=[{upper}{quotes}])",
+        rf"(?<=[{alpha}]),(?=[{alpha}])",
+        rf"(?<=[{alpha}0-9])(?:{_alternation(_HYPHENS)})(?=[{alpha}])",
+        rf"(?<=[{alpha}0-9])[:<>=/](?=[{alpha}])",
+    ]
+    host = r"[A-Za-z0-9\u00a1-\uffff]"
+    url = (
+        r"(?:[\w+\-.]{2,}://)?(?:\S+(?::\S*)?@)?"
+        r"(?:(?:[1-9]\d?|1\d\d|2[01]\d|22[0-3])(?:\.(?:1?\d{1,2}|2[0-4]\d|25[0-5])){2}"
+        r"(?:\.(?:[1-9]\d?|1\d\d|2[0-4]\d|25[0-4]))"
+        rf"|(?:(?:{host}[A-Za-z0-9\u00a1-\uffff_-]{{0,62}})?{host}\.)+[{lower}]{{2,63}})"
+        r"(?::\d{2,5})?(?:[/?#]\S*)?"
+    )
+    return _Rules(
+        prefix=re.compile("|".join(f"(?:{p})" for p in prefixes)),
+        suffix=re.compile("(?:" + "|".join(f"(?:{s})" for s in suffixes) + r")\Z"),
+        infix=re.compile("|".join(f"(?:{i})" for i in infixes)),
+        url=re.compile(url + r"\Z"),
+        plain=re.compile(rf"[{alpha}]+|[0-9]+"),
+    )
+
+
+# ------------------------------------------------------------ special cases
+
+# spaCy's English tokenizer exceptions (spacy/lang/en/tokenizer_exceptions.py and the shared
+# base list), as (pieces after the base, also with a capitalised base?, bases).
+_SPLIT_EXCEPTIONS: tuple[tuple[tuple[str, ...], bool, str], ...] = (
+    (("n't",), True, "ai are ca could dare did do does had has have is may might must need ought sha should was were wo would"),
+    (("nt",), True, "ai are ca could dare did do does had has have is may might must need ought sha should was were wo would"),
+    (("n’t",), True, "ai are ca could dare did do does had has have is may might must need ought sha should was were wo would"),
+    (("'ve",), True, "could how i might must not should there these they those we what when where who why would you"),
+    (("ve",), True, "could how i might must not should there these they those we what when where who why would you"),
+    (("’ve",), True, "could how i might must not should there these they those we what when where who why would you"),
+    (("'d",), True, "he how i it she that there these they this those we what when where who why you"),
+    (("'d", "'ve"), True, "he how i it she that there these they this those we what when where who why you"),
+    (("'ll",), True, "he how i it she that there these they this those we what when where who why you"),
+    (("'ll", "'ve"), True, "he how i it she that there these they this those we what when where who why you"),
+    (("d", "ve"), True, "he how i it she that there these they this those we what when where who why you"),
+    (("ll", "ve"), True, "he how i it she that there these they this those we what when where who why you"),
+    (("’d",), True, "he how i it she that there these they this those we what when where who why you"),
+    (("’d", "’ve"), True, "he how i it she that there these they this those we what when where who why you"),
+    (("’ll",), True, "he how i it she that there these they this those we what when where who why you"),
+    (("’ll", "’ve"), True, "he how i it she that there these they this those we what when where who why you"),
+    (("d",), True, "he how i it that there these they this those we what when where who why you"),
+    (("n't", "'ve"), True, "ca could did do does had may might must need ought sha should wo would"),
+    (("nt", "ve"), True, "ca could did do does had may might must need ought sha should wo would"),
+    (("n’t", "’ve"), True, "ca could did do does had may might must need ought sha should wo would"),
+    (("ll",), True, "how it that there these they this those what when where who why you"),
+    (("'s",), True, "he how it let she that there this what when where who why"),
+    (("’s",), True, "he how it let she that there this what when where who why"),
+    (("'re",), True, "how there these they those we what when where who why you"),
+    (("’re",), True, "how there these they those we what when where who why you"),
+    (("s",), True, "he how she that there this what when where who why"),
+    (("re",), True, "how there these they those what when where why you"),
+    (("a.m.",), False, "1 2 3 4 5 6 7 8 9 10 11 12"),
+    (("am",), False, "1 2 3 4 5 6 7 8 9 10 11 12"),
+    (("p.m.",), False, "1 2 3 4 5 6 7 8 9 10 11 12"),
+    (("pm",), False, "1 2 3 4 5 6 7 8 9 10 11 12"),
+    (("on",), True, "c'm c’m"),
+    (("all",), False, "y y' y’"),
+    (("'d", "'y"), True, "how"),
+    (("’d", "’y"), True, "how"),
+    (("'m",), True, "i"),
+    (("'m", "a"), True, "i"),
+    (("m",), True, "i"),
+    (("m", "a"), True, "i"),
+    (("’m",), True, "i"),
+    (("’m", "a"), True, "i"),
+    (("na",), True, "gon"),
+    (("not",), True, "can"),
+    (("ta",), True, "got"),
+    (("C", "."), False, "°"),
+    (("F", "."), False, "°"),
+    (("K", "."), False, "°"),
+    (("c", "."), False, "°"),
+    (("f", "."), False, "°"),
+    (("k", "."), False, "°"),
+)
+# Exceptions that stay one token (abbreviations, emoticons, clitics on their own, ...).
+_WHOLE_EXCEPTIONS = (
+    "' '' 'Cause 'Cos 'Coz 'Cuz 'S 'bout 'cause 'cos 'coz 'cuz 'd 'em 'll 'nuff 're 's (*_*) (-8 (-: "
+    "(-; (-_-) (._.) (: (; (= (>_<) (^_^) (o: (¬_¬) (ಠ_ಠ) (╯°□°）╯︵┻━┻ )-: ): -_- -__- ._. 0.0 0.o "
+    "0_0 0_o 8) 8-) 8-D 8D :'( :') :'-( :'-) :( :(( :((( :() :) :)) :))) :* :-( :-(( :-((( :-) :-)) "
+    ":-))) :-* :-/ :-0 :-3 :-> :-D :-O :-P :-X :-] :-o :-p :-x :-| :-} :/ :0 :1 :3 :> :D :O :P :X :] "
+    ":o :o) :p :x :| :} :’( :’) :’-( :’-) ;) ;-) ;-D ;D ;_; <.< </3 <3 <33 <333 <space> =( =) =/ =3 "
+    "=D =[ =] =| >.< >.> >:( >:o ><(((*> @_@ Adm. Ak. Ala. Apr. Ariz. Ark. Aug. Bros. C++ Calif. Co. "
+    "Colo. Conn. Corp. D.C. Dec. Del. Doin Doin' Doin’ Dr. E.G. E.g. Feb. Fla. Ga. Gen. Goin Goin' "
+    "Goin’ Gov. Havin Havin' Havin’ I.E. I.e. Ia. Id. Ill. Inc. Ind. Jan. Jr. Jul. Jun. Kan. Kans. Ky. "
+    "La. Lovin Lovin' Lovin’ Ltd. Ma'am Mar. Mass. Ma’am Md. Messrs. Mich. Minn. Miss. Mo. Mont. Mr. "
+    "Mrs. Ms. Mt. N.C. N.D. N.H. N.J. N.M. N.Y. Neb. Nebr. Nev. Nothin Nothin' Nothin’ Nov. Nuthin "
+    "Nuthin' Nuthin’ O'clock O.O O.o O_O O_o Oct. Okla. Ol Ol' Ol’ Ore. O’clock Pa. Ph.D. Prof. Rep. "
+    "Rev. S.C. Sen. Sep. Sept. Somethin Somethin' Somethin’ St. Tenn. V.V V_V Va. Wash. Wis. XD XDD "
+    "[-: [: [= \\\") \\n \\t ]= ^_^ ^__^ ^___^ a. a.m. and/or b. c. co. d. doin doin' doin’ e. e.g. em "
+    "f. g. goin goin' goin’ h. havin havin' havin’ i. i.e. j. k. l. ll lovin lovin' lovin’ m. ma'am "
+    "ma’am n. nothin nothin' nothin’ nuff nuthin nuthin' nuthin’ o'clock o. o.0 o.O o.o o_0 o_O o_o "
+    "ol ol' ol’ o’clock p. p.m. q. r. s. somethin somethin' somethin’ t. u. v. v.s. v.v v_v vs. w. "
+    "w/o x. xD xDD y. z. ¯\\(ツ)/¯ ä. ö. ü. ಠ_ಠ ಠ︵ಠ — ‘S ‘s ’ ’Cause ’Cos ’Coz ’Cuz ’S ’bout ’cause "
+    "’cos ’coz ’cuz ’d ’em ’ll ’nuff ’re ’s ’’"
+)
+
+
+def _build_specials() -> dict[str, tuple[str, ...]]:
+    specials: dict[str, tuple[str, ...]] = {word: (word,) for word in _WHOLE_EXCEPTIONS.split()}
+    for tail, capitalised, bases in _SPLIT_EXCEPTIONS:
+        for base in bases.split():
+            variants = [base, base[:1].upper() + base[1:]] if capitalised else [base]
+            for variant in variants:
+                specials[variant + "".join(tail)] = (variant, *tail)
+    return specials
+
+
+SPECIAL_CASES: dict[str, tuple[str, ...]] = _build_specials()
+
+# ---------------------------------------------------------------- tokeniser
+
+_CHUNK_MEMO: dict[str, tuple[str, ...]] = {}
+_CHUNK_MEMO_LIMIT = 200_000
+
+
+def _split_affixes(
+    chunk: str, rules: _Rules, specials: dict[str, tuple[str, ...]]
+) -> tuple[list[str], str, list[str]]:
+    """Peel prefixes and suffixes off ``chunk``: (prefixes, the core, suffixes in text order)."""
+    prefixes: list[str] = []
+    suffixes: list[str] = []
+    core = chunk
+    last = -1
+    while core and len(core) != last:
+        if core in specials:
+            break
+        last = len(core)
+        found = rules.prefix.match(core)
+        pre_len = found.end() if found else 0
+        if pre_len:
+            minus_pre = core[pre_len:]
+            if minus_pre and minus_pre in specials:
+                prefixes.append(core[:pre_len])
+                core = minus_pre
+                break
+        # spaCy searches the suffix in the string without its prefix: look-behinds must not
+        # see the prefix
+        rest = core[pre_len:] if pre_len else core
+        found = rules.suffix.search(rest)
+        suf_len = len(rest) - found.start() if found else 0
+        if suf_len:
+            minus_suf = core[:-suf_len]
+            if minus_suf and minus_suf in specials:
+                suffixes.append(core[-suf_len:])
+                core = minus_suf
+                break
+        if pre_len and suf_len and pre_len + suf_len <= len(core):
+            prefixes.append(core[:pre_len])
+            suffixes.append(core[-suf_len:])
+            core = core[pre_len:-suf_len]
+        elif pre_len:
+            prefixes.append(core[:pre_len])
+            core = core[pre_len:]
+        elif suf_len:
+            suffixes.append(core[-suf_len:])
+            core = core[:-suf_len]
+    suffixes.reverse()
+    return prefixes, core, suffixes
+
+
+def _split_infixes(core: str, rules: _Rules) -> list[str]:
+    pieces: list[str] = []
+    start = 0
+    for match in rules.infix.finditer(core):
+        begin, end = match.span()
+        if begin == 0:
+            continue  # an infix at the very start never splits
+        if begin != start:
+            pieces.append(core[start:begin])
+        if begin != end:
+            pieces.append(core[begin:end])
+        start = end
+    if core[start:]:
+        pieces.append(core[start:])
+    return pieces
+
+
+def _first_pass(chunk: str, rules: _Rules, specials: dict[str, tuple[str, ...]]) -> list[str]:
+    """Affixes, then the core as a special case, a URL, or split at infixes."""
+    prefixes, core, suffixes = _split_affixes(chunk, rules, specials)
+    if not core:
+        middle: list[str] | tuple[str, ...] = ()
+    elif core in specials:
+        middle = specials[core]
+    elif rules.url.match(core):
+        middle = (core,)
+    else:
+        middle = _split_infixes(core, rules)
+    return [*prefixes, *middle, *suffixes]
+
+
+@lru_cache(maxsize=1)
+def _special_patterns() -> tuple[dict[tuple[str, ...], tuple[str, ...]], int]:
+    """Special cases that the first pass can cut apart, keyed by the tokens it cuts them into.
+
+    spaCy re-joins such token runs inside a chunk in a second pass ("z.B." is first cut into
+    "z" "." "B." and then "z" "." becomes the special "z."). Returns (patterns, longest).
     """
-    a.a a.c a.d a.g a.h a.m a.m.e a.s a.t adm ala ariz aug ave b.f b.v bros c c.i.t c.o.m.b
-    c.v calif chg cie co col colo conn corp cos ct d d.c d.h d.w dec dr e e.f e.h e.l e.m f
-    f.g f.j feb fla fri ft g g.d g.f g.k ga gen h h.c h.f h.m i.m.s ill inc j.b j.c j.j j.k
-    j.p j.r jan jr k kan ky l l.a l.f l.p lt ltd m m.b.a m.d.c m.j maj messrs mg mich minn
-    mr mrs ms n n.c n.d n.h n.j n.m n.v n.y nev nov oct ok okla ore p p.a.m p.m pa ph.d prof
-    r r.a r.h r.i r.j r.k r.t rep reps s s.a s.a.y s.c s.g s.p.a s.s sen sep sept sr st sw
-    t t.j tenn tues u.k u.n u.s u.s.a u.s.s.r v va vs vt w w.c w.r w.va w.w wash wed wis yr
-    """.split()
-)
-# Punkt's English frequent sentence starters (punkt_tab/english/sent_starters.txt).
-_SENT_STARTERS = frozenset(
-    """
-    according although among both but despite even he however i if in indeed instead it
-    many meanwhile moreover most nevertheless nonetheless nor separately sales similarly
-    since so some the there these they this though thus under when while yet
-    """.split()
-)
-# Stand-in for Punkt's per-word "seen in lower case" statistics: capitalised, these
-# common words start a sentence; any other capitalised word after an initial is
-# taken for a name ("J. Smith").
-_COMMON_LOWER_WORDS = _SENT_STARTERS | frozenset(
-    """
-    a after all also an and any are as at before by each every for from her his how is
-    its my no not now of on one or our she that their then those to was we what where
-    which who why with you your
-    """.split()
-)
-_NUMERIC_RE = re.compile(r"-?[.,]?\d[\d,.-]*\.?\Z")
-_INITIAL_RE = re.compile(r"[^\W\d]\.\Z")
-_PUNKT_PUNCT = frozenset(";:,.!?")
-
-# Clitic splits at a word's end, in NLTK's order (the first, then the second).
-_CLITIC_1_RE = re.compile(r"(?<=[^' ])('[sSmMdD]|')\Z")
-_CLITIC_2_RE = re.compile(r"(?<=[^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T)\Z")
-# A quote that opens a word ("'tis", "'90s") but is not a clitic ("'s", "'re").
-_LEADING_QUOTE_RE = re.compile(r"(?<!\w)(')(?!(?i:re|ve|ll|m|t|s|d|n)\b)(?=\w)")
-_CONTRACTION_RE = re.compile(
-    r"(?i)\b(can)(not)\b|\b(d)('ye)\b|\b(gim)(me)\b|\b(gon)(na)\b|\b(got)(ta)\b"
-    r"|\b(lem)(me)\b|\b(more)('n)\b|\b(wan)(na)(?=\s|\Z)"
-)
-# The same over tokens joined by NUL: one pass over all tokens instead of one per token.
-_TOKEN_SEP = "\x00"
-_JOINED_CONTRACTION_RE = re.compile(_CONTRACTION_RE.pattern.replace(r"(?=\s|\Z)", r"(?=\x00|\Z)"))
-
-
-def _ortho_says_start(next_token: str) -> bool | None:
-    """Does the token after a period look like a sentence start? None: can't tell."""
-    if next_token in _PUNKT_PUNCT:
-        return False
-    first = next_token[0]
-    if first.isupper():
-        return True if next_token.lower().rstrip(".") in _COMMON_LOWER_WORDS else None
-    if first.islower():
-        return False
-    return None
-
-
-def period_ends_sentence(word: str, next_token: str) -> bool:
-    """Punkt's decision for a word ending in one period, given the token after it."""
-    core = word.lstrip("-:,")  # Punkt never starts a word with these
-    if len(core) < 2:
-        return True
-    stem = core[:-1].lower()
-    is_initial = _INITIAL_RE.match(core) is not None
-    if stem in _ABBREVIATIONS or stem.rsplit("-", 1)[-1] in _ABBREVIATIONS:
-        # a listed one-letter abbreviation never ends a sentence in Punkt
-        if is_initial:
-            return False
-        return next_token[0].isupper() and next_token.lower().rstrip(".") in _SENT_STARTERS
-    if is_initial:
-        says = _ortho_says_start(next_token)
-        if says is False or (says is None and next_token[0].isupper()):
-            return False
-        return True
-    if _NUMERIC_RE.match(core):
-        return _ortho_says_start(next_token) is not False
-    return True
-
-
-def _split_apostrophes(token: str) -> list[str]:
-    """Split leading quotes and trailing clitics off one word token."""
-    pieces = [p for p in _LEADING_QUOTE_RE.split(token) if p]
-    out: list[str] = []
-    for piece in pieces:
-        if piece == "'":
-            out.append(piece)
+    rules = _rules()
+    patterns: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for text, pieces in SPECIAL_CASES.items():
+        if not text.strip():
             continue
-        tail: list[str] = []
-        for clitic_re in (_CLITIC_1_RE, _CLITIC_2_RE):
-            match = clitic_re.search(piece)
-            if match:
-                tail.insert(0, match.group(1))
-                piece = piece[: match.start(1)]
-        out.append(piece)
-        out.extend(tail)
+        if rules.prefix.match(text) or rules.suffix.search(text) or rules.infix.search(text):
+            tokens = tuple(_first_pass(text, rules, {}))
+            if len(tokens) > 1:
+                patterns[tokens] = pieces
+    return patterns, max(map(len, patterns), default=0)
+
+
+def _rejoin_specials(tokens: list[str]) -> list[str]:
+    """spaCy's second pass: longest (then leftmost) runs first, none overlapping."""
+    patterns, longest = _special_patterns()
+    found = [
+        (i, i + n)
+        for n in range(min(longest, len(tokens)), 1, -1)
+        for i in range(len(tokens) - n + 1)
+        if tuple(tokens[i : i + n]) in patterns
+    ]
+    if not found:
+        return tokens
+    seen: set[int] = set()
+    accepted: list[tuple[int, int]] = []
+    for start, end in found:  # already longest first, leftmost first among equals
+        if start not in seen and end - 1 not in seen:
+            accepted.append((start, end))
+        seen.update(range(start, end))
+    out: list[str] = []
+    position = 0
+    for start, end in sorted(accepted):
+        out.extend(tokens[position:start])
+        out.extend(patterns[tuple(tokens[start:end])])
+        position = end
+    out.extend(tokens[position:])
     return out
 
 
-def _split_contractions(tokens: list[str]) -> list[str]:
-    joined = _TOKEN_SEP.join(tokens)
-    split = _JOINED_CONTRACTION_RE.sub(lambda m: _TOKEN_SEP.join(g for g in m.groups() if g), joined)
-    return split.split(_TOKEN_SEP)
-
-
-def _last_content_index(pairs: list[tuple[str, str]]) -> int:
-    """Index of the last token that is not a closing bracket/quote (-1 if none)."""
-    for i in range(len(pairs) - 1, -1, -1):
-        if pairs[i][0] not in _CLOSERS:
-            return i
-    return -1
-
-
-def _period_splits(pairs: list[tuple[str, str]], i: int, last_content: int) -> bool:
-    """Is the period ending token i the end of a sentence (and so a token of its own)?"""
-    if i >= last_content:
-        return True  # only closers follow: the text's last sentence ends here
-    token, space_after = pairs[i]
-    following = pairs[i + 1][0]
-    if not space_after:
-        if following[0] not in _PUNKT_NONWORD_AFTER:
-            return False  # "etc.," or "end.”": Punkt sees no boundary here
-        following = following[0]
-    return period_ends_sentence(token, following)
+def tokenize_chunk(chunk: str) -> tuple[str, ...]:
+    """spaCy's English tokens of one whitespace-free chunk."""
+    cached = _CHUNK_MEMO.get(chunk)
+    if cached is not None:
+        return cached
+    special = SPECIAL_CASES.get(chunk)
+    rules = _rules()
+    if special is not None:
+        tokens = special
+    elif rules.plain.fullmatch(chunk):
+        tokens = (chunk,)
+    else:
+        pieces = _first_pass(chunk, rules, SPECIAL_CASES)
+        tokens = tuple(_rejoin_specials(pieces) if len(pieces) > 1 else pieces)
+    if len(_CHUNK_MEMO) >= _CHUNK_MEMO_LIMIT:
+        _CHUNK_MEMO.clear()
+    _CHUNK_MEMO[chunk] = tokens
+    return tokens
 
 
 def word_tokenize(text: str) -> list[str]:
-    """English word tokens, as ``nltk.word_tokenize`` gives them (see the module docstring)."""
-    pairs: list[tuple[str, str]] = _TOKEN_RE.findall(text)
-    last_content = _last_content_index(pairs)
+    """The English word tokens datatrove 0.10.1 gets from spaCy (stripped, none empty)."""
+    memo = _CHUNK_MEMO
     out: list[str] = []
-    after_sentence_end = True
-    previous_space = ""
-    previous = ""
-    for i, (token, space) in enumerate(pairs):
-        if token == '"' or token == "''":
-            opening = (
-                i == 0
-                or previous_space.endswith(" ")
-                or (not previous_space and previous in _OPENING_BEFORE_QUOTE)
-                or (not previous_space and previous[:1] == "`")
-                or (bool(previous_space) and after_sentence_end and token == '"')
-            )
-            out.append("``" if opening else "''")
-            # a closing quote belongs to the sentence that just ended
-            after_sentence_end = after_sentence_end and not opening
-        elif token[-1] == "." and len(token) > 1 and token[-2] != "." and _period_splits(pairs, i, last_content):
-            stem = token[:-1]
-            out.extend(_split_apostrophes(stem) if "'" in stem else (stem,))
-            out.append(".")
-            after_sentence_end = True
-        else:
-            out.extend(_split_apostrophes(token) if "'" in token and len(token) > 1 else (token,))
-            after_sentence_end = token in ("?", "!", ".") or (after_sentence_end and token in _CLOSERS)
-        previous_space, previous = space, token
-    if _CONTRACTION_RE.search(text):
-        out = _split_contractions(out)
+    for chunk in text.split():
+        tokens = memo.get(chunk)
+        out.extend(tokens if tokens is not None else tokenize_chunk(chunk))
     return out
 
 
-# ------------------------------------------------------------ sentence count
+# -------------------------------------------------------------- sentences
 
-# Where Punkt considers a sentence boundary: the last ".", "?" or "!" of a run of
-# non-space text that is followed by whitespace and another token, or by one of
-# Punkt's non-word marks.
-_BOUNDARY_RE = re.compile(r"\S*[.?!](?=(?P<mark>[?!)\";}\]*:@'({\[])|\s+(?P<next>\S+))")
-_PUNKT_WORD_SPLIT_RE = re.compile(r"[?!)\";}\]*:@'({\[]")
-_PUNKT_NO_WORD_START = frozenset("(\"`{[:;&#*@)}]-,")
-
-
-def _punkt_first_token(chunk: str) -> str:
-    """The first token Punkt's own word splitter would make of a non-space chunk."""
-    if chunk[0] in _PUNKT_NO_WORD_START or chunk[0] in _PUNKT_NONWORD_AFTER:
-        return chunk[0]
-    return _PUNKT_WORD_SPLIT_RE.split(chunk, maxsplit=1)[0]
+# spaCy's Sentencizer.default_punct_chars: a token equal to one of these ends a sentence.
+SENTENCE_FINAL_CHARS: frozenset[str] = _chars_from_ranges(
+    "21 2E 3F 589 61F 6D4 700-702 7F9 964-965 104A-104B 1362 1367-1368 166E 1735-1736 1803 1809 "
+    "1944-1945 1AA8-1AAB 1B5A-1B5B 1B5E-1B5F 1C3B-1C3C 1C7E-1C7F 203C-203D 2047-2049 2E2E 2E3C 3002 "
+    "A4FF A60E-A60F A6F3 A6F7 A876-A877 A8CE-A8CF A92F A9C8-A9C9 AA5D-AA5F AAF0-AAF1 ABEB FE52 "
+    "FE56-FE57 FF01 FF0E FF1F FF61 10A56-10A57 11047-11048 110BE-110C1 11141-11143 111C5-111C6 "
+    "111CD 111DE-111DF 11238-11239 1123B-1123C 112A9 1144B-1144C 115C2-115C3 115C9-115D7 "
+    "11641-11642 1173C-1173E 11A42-11A43 11A9B-11A9C 11C41-11C42 16A6E-16A6F 16AF5 16B37-16B38 "
+    "16B44 1BC9F 1DA88"
+)
+_WHITESPACE_RUN = re.compile(r"\s+")
 
 
-def _candidate_is_break(body: str, next_token: str) -> bool:
-    if "?" in body or "!" in body:
-        return True  # "?" and "!" always end a sentence when something follows
-    word = _PUNKT_WORD_SPLIT_RE.split(body)[-1].lstrip("".join(_PUNKT_NO_WORD_START))
-    if word.endswith(".."):
-        # an ellipsis ends a sentence only before a capitalised sentence starter
-        return next_token[0].isupper() and next_token.lower().rstrip(".") in _SENT_STARTERS
-    return period_ends_sentence(word or ".", next_token)
+def _is_punct(token: str) -> bool:
+    """spaCy's IS_PUNCT: every character is Unicode punctuation (category P*)."""
+    return all(unicodedata.category(c).startswith("P") for c in token)
 
 
-def _break_spans(text: str) -> list[tuple[int, int]]:
-    """(end of a sentence, start of the next) for every boundary Punkt would take."""
-    spans: list[tuple[int, int]] = []
-    for match in _BOUNDARY_RE.finditer(text):
-        mark, chunk = match.group("mark"), match.group("next")
-        next_token = mark if mark else _punkt_first_token(chunk)
-        if _candidate_is_break(match.group(0), next_token):
-            spans.append((match.end(), match.end() if mark else match.start("next")))
+def _token_spans(text: str) -> list[tuple[int, int, bool]]:
+    """(start, end, is_whitespace) of each spaCy token, whitespace tokens included.
+
+    Between two chunks, a whitespace run that is exactly one space is no token; a longer
+    run is one (minus its first character when that is a space).
+    """
+    spans: list[tuple[int, int, bool]] = []
+    position = 0
+    for match in _WHITESPACE_RUN.finditer(text):
+        begin, end = match.span()
+        if begin > position:
+            for token in tokenize_chunk(text[position:begin]):
+                spans.append((position, position + len(token), False))
+                position += len(token)
+        ws_start = begin + 1 if text[begin] == " " and begin > 0 else begin
+        if ws_start < end:
+            spans.append((ws_start, end, True))
+        position = end
+    if position < len(text):
+        for token in tokenize_chunk(text[position:]):
+            spans.append((position, position + len(token), False))
+            position += len(token)
     return spans
 
 
-_REALIGN_RE = re.compile(r"[\"')\]}]+?(?:\s+|(?=--)|\Z)")
+def _sentence_starts(text: str, spans: list[tuple[int, int, bool]]) -> list[int]:
+    """Token indices where spaCy's sentencizer starts a sentence."""
+    if not spans:
+        return []
+    starts = [0]
+    seen_final = False
+    for i, (begin, end, is_space) in enumerate(spans):
+        token = text[begin:end]
+        final = token in SENTENCE_FINAL_CHARS
+        if seen_final and not final and (is_space or not _is_punct(token)):
+            starts.append(i)
+            seen_final = False
+        elif final:
+            seen_final = True
+    return starts
 
 
 def split_sentences(text: str) -> list[str]:
-    """Punkt-style English sentences of ``text``, stripped, empty ones dropped.
-
-    Same local approximation of Punkt as the word tokeniser (see module docstring).
-    Closing quotes/brackets right after a boundary move to the sentence before it,
-    as Punkt's boundary realignment does.
-    """
-    sentences: list[str] = []
-    start = 0
-    for end, next_start in _break_spans(text):
-        if next_start < start:
-            continue  # inside closers already moved to the previous sentence
-        closers = _REALIGN_RE.match(text, next_start)
-        if closers:
-            end, next_start = next_start + len(closers.group(0).rstrip()), closers.end()
-        sentences.append(text[start:end])
-        start = next_start
-    sentences.append(text[start:])
-    return [s for s in (piece.strip() for piece in sentences) if s]
+    """The text cut at spaCy's sentence ends, as datatrove's ``split_into_sentences`` does:
+    each piece runs from the previous sentence's end to this one's, the last to the text's end."""
+    spans = _token_spans(text)
+    starts = _sentence_starts(text, spans)
+    ends = [spans[j - 1][1] for j in starts[1:]] + ([spans[-1][1]] if spans else [])
+    cuts = [0, *ends[:-1], len(text)]
+    return [text[a:b] for a, b in zip(cuts, cuts[1:])] if ends else [text]
 
 
 def count_sentences(text: str) -> int:
-    """How many sentences Punkt's English ``sent_tokenize`` finds in ``text``."""
-    return len(split_sentences(text))
+    """``len(split_sentences(text))``: spaCy's sentence count, and 1 for a text with no token
+    (datatrove's split always returns at least one piece)."""
+    # Fast path: no sentence-final character, so at most one sentence.
+    if not SENTENCE_FINAL_CHARS.intersection(text):
+        return 1
+    return max(1, len(_sentence_starts(text, _token_spans(text))))
 
 
 # -------------------------------------------------------- substring hashing
@@ -367,12 +566,12 @@ class TextView:
 
     @cached_property
     def newline_lines(self) -> list[str]:
-        """``split("\\n")``, empty lines included: FineWeb quality."""
+        """``split("\\n")``, empty lines included."""
         return self.text.split("\n")
 
     @cached_property
     def non_empty_lines(self) -> list[str]:
-        """``newline_lines`` without blank ones, NOT stripped: FineWeb's duplicate-char ratio."""
+        """``newline_lines`` without blank ones, NOT stripped: every FineWeb quality rule."""
         return [line for line in self.newline_lines if line.strip()]
 
     @cached_property
@@ -392,7 +591,7 @@ class TextView:
 
     @cached_property
     def words(self) -> list[str]:
-        """NLTK-style English word tokens (punctuation tokens included)."""
+        """spaCy-style English word tokens, as datatrove gets them (punctuation tokens included)."""
         return word_tokenize(self.text)
 
     @cached_property
