@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import artifact_key, process_pool
+from llmforge import atomic
 from llmforge.atomic import replace_directory
 from llmforge.config import TokenizeConfig
 from llmforge.manifest import StageRun
@@ -51,5 +52,9 @@ def tokenize_flow(workdir: str = "runs/default", config: TokenizeConfig = Tokeni
         for split, tmp in staged.items():
             replace_directory(Path(tmp), tokens_dir / split)
     metrics = tokenize_stage.summarize(counts, trained["vocab_size"])
-    create_markdown_artifact(key=artifact_key(workdir, "tokenize-summary"), markdown=tokenize_stage.report_markdown(metrics))
+    vocabulary = tokenize_stage.vocabulary_report(tokenizer_path, counts)
+    metrics["val_vocab_usage"] = vocabulary.get("vocab_usage")
+    report = tokenize_stage.report_markdown(metrics, vocabulary)
+    atomic.write_text(stage.path("report"), report)
+    create_markdown_artifact(key=artifact_key(workdir, "tokenize-summary"), markdown=report)
     return stage.finish(counts={"shards": len(shards)}, metrics=metrics)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -47,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     common(chat, force=False, as_json=False)
     chat.add_argument("--prompt", default=None, help="print one reply and exit (default: interactive)")
     chat.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the latest in the work dir)")
+    tokens = sub.add_parser("tokens", help="show how the trained tokenizer splits a text (terminal + HTML)")
+    tokens.add_argument("text", help="the text to tokenize")
+    tokens.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"work directory (default: {DEFAULT_WORKDIR})")
+    tokens.add_argument("--html", default=None, help="where to write the HTML view (default: WORKDIR/reports/tokens.html)")
+    tokens.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                        help="colour the token boundaries (auto: only on a terminal)")
     dash = sub.add_parser("dashboard", help="start a local Prefect server, deployments and a worker")
     dash.add_argument("--host", default="127.0.0.1")
     dash.add_argument("--port", type=int, default=4200)
@@ -133,6 +140,24 @@ def _chat(args: argparse.Namespace) -> None:
         print(f"llm> {session.reply(message)}")
 
 
+def _tokens(args: argparse.Namespace) -> None:
+    from llmforge import atomic
+    from model.token_view import render_html, render_terminal
+    from model.tokenizer import BpeTokenizer
+
+    path = Path(args.workdir) / "tokenizer" / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no tokenizer at {path}: run `llmforge tokenize` first")
+    tokenizer = BpeTokenizer.from_file(path)
+    view = render_terminal(tokenizer, args.text)
+    if args.color == "never" or (args.color == "auto" and not sys.stdout.isatty()):
+        view = re.sub(r"\x1b\[[0-9;]*m", "", view)
+    sys.stdout.write(view)
+    html = Path(args.html) if args.html else Path(args.workdir) / "reports" / "tokens.html"
+    atomic.write_text(html, render_html(tokenizer, args.text))
+    print(f"HTML view: {html}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "dashboard":
@@ -145,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             _status(args)
         elif args.command == "chat":
             _chat(args)
+        elif args.command == "tokens":
+            _tokens(args)
         else:
             _print_outcome(_run_stages(args), args.json)
     except KeyboardInterrupt:

@@ -68,10 +68,11 @@ STAGES: dict[str, StageSpec] = {
             config_class=cfg.TokenizeConfig,
             flow_ref="flows.tokenize:tokenize_flow",
             upstream=("data",),
-            outputs={"tokenizer": "tokenizer/tokenizer.json", "train": "tokens/train", "val": "tokens/val"},
+            outputs={"tokenizer": "tokenizer/tokenizer.json", "train": "tokens/train", "val": "tokens/val",
+                     "report": "reports/tokenizer.md"},
             manifest="tokens/manifest.json",
             code_modules=("tasks.tokenize_stage", "model.tokenizer"),
-            libraries=("tokenizers",),
+            libraries=("tokenizers", "tiktoken"),
         ),
         StageSpec(
             name="pretrain",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from collections import Counter
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import pyarrow.parquet as pq
 
 from llmforge import atomic
 from llmforge.config import TokenizeConfig
-from model.tokenizer import BpeTokenizer, train_bpe
+from model.tokenizer import BpeTokenizer, train_bpe, vocab_report
 
 
 def document_shards(documents_dir: Path) -> list[Path]:
@@ -83,16 +85,20 @@ def encode_shard(
     ids, texts = table.column("id").to_pylist(), table.column("text").to_pylist()
     for doc_id, text in zip(ids, texts):
         _check_encodable(doc_id, text)
-    encoded = tokenizer.encode_batch(texts)
+    # One process per core already: more threads per process would oversubscribe the CPUs.
+    encoded = tokenizer.encode_batch(texts, num_threads=1)
     dtype = token_dtype(tokenizer.vocab_size)
     schema = pa.schema([("id", pa.string()), ("tokens", pa.list_(dtype)), ("n_bytes", pa.int64())])
     rows: dict[str, dict[str, list]] = {split: {"id": [], "tokens": [], "n_bytes": []} for split in ("train", "val")}
+    val_counts: Counter = Counter()
     for doc_id, text, tokens in zip(ids, texts, encoded):
         split = "val" if is_validation(doc_id, config.val_fraction) else "train"
         rows[split]["id"].append(doc_id)
         rows[split]["tokens"].append([tokenizer.bos_id, *tokens])
         rows[split]["n_bytes"].append(len(text.encode("utf-8")))
-    counts = {}
+        if split == "val":
+            val_counts.update(tokens)
+    counts: dict[str, Any] = {"val_token_counts": dict(val_counts)}
     for split, columns in rows.items():
         atomic.write_parquet(
             Path(out_dirs[split]) / documents_path.name,
@@ -107,7 +113,7 @@ def encode_shard(
     return counts
 
 
-def summarize(counts: list[dict[str, dict[str, int]]], vocab_size: int) -> dict[str, Any]:
+def summarize(counts: list[dict[str, Any]], vocab_size: int) -> dict[str, Any]:
     totals = {
         split: {key: sum(c[split][key] for c in counts) for key in ("documents", "tokens", "bytes")}
         for split in ("train", "val")
@@ -147,7 +153,30 @@ def staging_dir(tokens_dir: Path, split: str) -> str:
     return tempfile.mkdtemp(prefix=f".{split}.new-", dir=tokens_dir)
 
 
-def report_markdown(metrics: dict[str, Any]) -> str:
+def vocabulary_report(tokenizer_path: Path, counts: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the validation split uses the vocabulary: usage, bytes per token, longest and commonest tokens."""
+    val_counts: Counter = Counter()
+    for shard in counts:
+        val_counts.update(shard["val_token_counts"])
+    return vocab_report(BpeTokenizer.from_file(tokenizer_path), val_counts)
+
+
+def _token_table(entries: list[dict[str, Any]], with_count: bool) -> list[str]:
+    header = "| id | bytes | token |" + (" count | share |" if with_count else "")
+    lines = [header, "|---|---|---|" + ("---|---|" if with_count else "")]
+    for entry in entries:
+        shown = json.dumps(entry["text"], ensure_ascii=False).replace("|", "\\|")
+        row = f"| {entry['id']} | {entry['bytes']} | `{shown}` |"
+        lines.append(row + (f" {entry['count']} | {entry['share']:.2%} |" if with_count else ""))
+    return lines
+
+
+def report_markdown(metrics: dict[str, Any], vocabulary: dict[str, Any]) -> str:
     lines = ["# Tokenizer and token shards", "", "| metric | value |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in metrics.items()]
+    lines += ["", "## Vocabulary on the validation split", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in vocabulary.items() if not isinstance(v, (list, dict))]
+    lines += ["", "## Longest tokens", "", *_token_table(vocabulary["longest_tokens"], False)]
+    if vocabulary.get("top_tokens"):
+        lines += ["", "## Most frequent tokens", "", *_token_table(vocabulary["top_tokens"], True)]
     return "\n".join(lines) + "\n"

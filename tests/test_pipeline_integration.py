@@ -137,3 +137,17 @@ def test_cli_names_a_missing_source(tmp_path):
     code, out, err = _cli("data", "--json", "--workdir", str(tmp_path), "--source", str(tmp_path / "nowhere.warc.gz"))
     assert code == 1
     assert "nowhere.warc.gz" in err and "Traceback" not in err
+
+
+def test_cli_token_viewer_and_tokenizer_report(pipeline_run):
+    workdir, _, first = pipeline_run
+    code, out, err = _cli("tokens", "--workdir", str(workdir), "--color", "always", "The quick brown fox.")
+    assert code == 0, err
+    assert "\x1b[48;5;" in out and "tokens" in out
+    code, plain, err = _cli("tokens", "--workdir", str(workdir), "The quick brown fox.")
+    assert code == 0 and "\x1b" not in plain and "The" in plain
+    page = (workdir / "reports" / "tokens.html").read_text()
+    assert "The" in page and "<html" in page.lower()
+    report = (workdir / "reports" / "tokenizer.md").read_text()
+    assert "Longest tokens" in report
+    assert 0 < first["stages"][1]["metrics"]["val_vocab_usage"] <= 1
