@@ -66,7 +66,7 @@ def token_dtype(vocab_size: int) -> pa.DataType:
     return pa.uint16() if vocab_size <= np.iinfo(np.uint16).max + 1 else pa.uint32()
 
 
-def _check_encodable(doc_id: str, text: str) -> None:
+def check_encodable(doc_id: str, text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
@@ -84,7 +84,7 @@ def encode_shard(
     table = pq.read_table(documents_path, columns=["id", "text"])
     ids, texts = table.column("id").to_pylist(), table.column("text").to_pylist()
     for doc_id, text in zip(ids, texts):
-        _check_encodable(doc_id, text)
+        check_encodable(doc_id, text)
     # One process per core already: more threads per process would oversubscribe the CPUs.
     encoded = tokenizer.encode_batch(texts, num_threads=1)
     dtype = token_dtype(tokenizer.vocab_size)

@@ -93,3 +93,4 @@ def test_the_sample_gets_a_small_vocabulary_unless_one_is_asked_for(tmp_path: Pa
     path = tmp_path / "c.yaml"
     path.write_text("tokenize: {vocab_size: 4096}\n")
     assert load_pipeline_config(path).tokenize.vocab_size == 4096
+

@@ -151,3 +151,24 @@ def test_cli_token_viewer_and_tokenizer_report(pipeline_run):
     report = (workdir / "reports" / "tokenizer.md").read_text()
     assert "Longest tokens" in report
     assert 0 < first["stages"][1]["metrics"]["val_vocab_usage"] <= 1
+
+
+def test_token_shards_load_with_datasets_and_decode_to_the_documents(pipeline_run):
+    from datasets import load_dataset
+
+    from model.tokenizer import BpeTokenizer
+
+    workdir, _, _ = pipeline_run
+    files = {split: sorted(str(p) for p in (workdir / "tokens" / split).glob("*.parquet")) for split in ("train", "val")}
+    dataset = load_dataset("parquet", data_files=files, cache_dir=str(workdir / "hf-cache"))
+    assert dataset["train"].num_rows + dataset["val"].num_rows == len(_read_rows(workdir / "data" / "documents", ["id"]))
+    assert set(dataset["train"].column_names) == {"id", "tokens", "n_bytes"}
+
+    tokenizer = BpeTokenizer.from_file(workdir / "tokenizer" / "tokenizer.json")
+    texts = {r["id"]: r["text"] for r in _read_rows(workdir / "data" / "documents", ["id", "text"])}
+    for split in ("train", "val"):
+        for row in dataset[split]:
+            assert row["tokens"][0] == tokenizer.bos_id
+            text = texts[row["id"]]
+            assert tokenizer.decode(row["tokens"][1:]) == text, row["id"]
+            assert row["n_bytes"] == len(text.encode("utf-8"))
