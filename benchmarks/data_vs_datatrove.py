@@ -46,20 +46,14 @@ REPO_ROOT = HERE.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.machine import cpu_model, total_ram  # noqa: E402
+from tasks.data_stage import DEDUP_FILTERS, FILTER_ORDER  # noqa: E402
+
 from benchmarks import frame_pages  # noqa: E402
 
 DATATROVE_VENV = Path(os.environ.get("DATATROVE_VENV", HERE / ".venv-datatrove"))
-FATES = (
-    "reader",
-    "url",
-    "extraction",
-    "language",
-    "gopher_repetition",
-    "gopher_quality",
-    "c4_quality",
-    "fineweb_quality",
-    "kept",
-)
+# A document's fate: the step that dropped it, in pipeline order (dedup is not compared).
+FATES = ("reader", *(name for name in FILTER_ORDER if name not in DEDUP_FILTERS), "kept")
 CHAIN = ("url", "language", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
 QUALITY = ("gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
 MD_BEGIN = "<!-- benchmark:begin (written by benchmarks/data_vs_datatrove.py) -->"
@@ -191,23 +185,7 @@ def _run_timed(cmd: list[str], log: Path) -> dict[str, float]:
 
 
 def machine_info() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "unknown"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "ram": ram, "python": platform.python_version()}
+    return {"nproc": str(os.cpu_count()), "cpu": cpu_model(), "ram": total_ram(), "python": platform.python_version()}
 
 
 def _versions(python: str) -> dict[str, str]:

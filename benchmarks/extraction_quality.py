@@ -56,6 +56,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.machine import cpu_model, total_ram  # noqa: E402
+
 import trafilatura  # noqa: E402
 
 from llmforge.config import ExtractionConfig  # noqa: E402
@@ -265,15 +267,7 @@ def measure_overhead(data: Path, n_pages: int, rounds: int = 3) -> dict[str, flo
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+    return f"{cpu_model()}, {os.cpu_count()} logical CPUs, {total_ram()} RAM, {platform.system()} {platform.release()}"
 
 
 def commit() -> str:
