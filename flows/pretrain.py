@@ -17,7 +17,7 @@ from tasks import pretrain_stage
 
 
 @task(name="train-gpt", cache_policy=NO_CACHE)
-def train_task(workdir: str, config: PretrainConfig, checkpoint_dir: str) -> dict[str, Any]:
+def train_task(workdir: str, config: PretrainConfig, checkpoint_dir: str, resume: bool = False) -> dict[str, Any]:
     progress_id = create_progress_artifact(progress=0.0, key=artifact_key(workdir, "pretrain-progress"),
                                            description="pretraining steps done (%)")
 
@@ -26,17 +26,24 @@ def train_task(workdir: str, config: PretrainConfig, checkpoint_dir: str) -> dic
         update_progress_artifact(progress_id, progress=100.0 * (log.step + 1) / config.steps)
 
     root = Path(workdir)
-    return pretrain_stage.pretrain(root / "tokens", root / "tokenizer" / "tokenizer.json", Path(checkpoint_dir), config, on_log)
+    return pretrain_stage.pretrain(
+        root / "tokens", root / "tokenizer" / "tokenizer.json", Path(checkpoint_dir), config, on_log, resume=resume
+    )
 
 
 @flow(name="pretrain", log_prints=True)
-def pretrain_flow(workdir: str = "runs/default", config: PretrainConfig = PretrainConfig(), force: bool = False) -> dict[str, Any]:
-    """Train a GPT on the token shards (next-token prediction) and save the base checkpoint."""
-    stage = StageRun("pretrain", workdir, config, force)
+def pretrain_flow(
+    workdir: str = "runs/default", config: PretrainConfig = PretrainConfig(), force: bool = False, resume: bool = False
+) -> dict[str, Any]:
+    """Train a GPT on the token shards (next-token prediction) and save the base checkpoint.
+
+    `resume` continues an interrupted run from its last saved training state.
+    """
+    stage = StageRun("pretrain", workdir, config, force or resume)
     if stage.up_to_date:
         return stage.skipped()
     with stage.time("train"):
-        result = train_task(workdir, config, str(stage.path("checkpoint")))
+        result = train_task(workdir, config, str(stage.path("checkpoint")), resume)
     pretrain_stage.write_training_report(stage.path("report"), result)
     create_table_artifact(key=artifact_key(workdir, "pretrain-loss-curve"), table=result["history"],
                           description=f"final loss {result['metrics']['final_loss']}")

@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     for name in STAGE_ORDER:
         p = sub.add_parser(name, help=STAGES[name].help)
         common(p)
+        if name == "pretrain":
+            p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last saved state")
         if name == "data":
             p.add_argument("--source", default=None,
                            help="'sample', a WARC file, a directory of them, a glob, or cc:CC-MAIN-YYYY-WW")
@@ -54,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     tokens.add_argument("--html", default=None, help="where to write the HTML view (default: WORKDIR/reports/tokens.html)")
     tokens.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                         help="colour the token boundaries (auto: only on a terminal)")
+    export = sub.add_parser("export", help="write the latest checkpoint in a standard format")
+    export.add_argument("--format", choices=["hf"], default="hf", help="hf: a Hugging Face Llama directory")
+    export.add_argument("--out", required=True, help="output directory")
+    export.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"work directory (default: {DEFAULT_WORKDIR})")
+    export.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the latest in the work dir)")
     dash = sub.add_parser("dashboard", help="start a local Prefect server, deployments and a worker")
     dash.add_argument("--host", default="127.0.0.1")
     dash.add_argument("--port", type=int, default=4200)
@@ -97,7 +104,8 @@ def _run_stages(args: argparse.Namespace) -> dict[str, Any]:
 
         return pipeline_flow(workdir=args.workdir, config=config, force=list(STAGE_ORDER) if args.force else [])
     stage_flow = STAGES[args.command].load_flow()
-    return stage_flow(workdir=args.workdir, config=getattr(config, args.command), force=args.force)
+    extra = {"resume": True} if getattr(args, "resume", False) else {}
+    return stage_flow(workdir=args.workdir, config=getattr(config, args.command), force=args.force, **extra)
 
 
 def _status(args: argparse.Namespace) -> dict[str, Any]:
@@ -158,6 +166,17 @@ def _tokens(args: argparse.Namespace) -> None:
     print(f"HTML view: {html}", file=sys.stderr)
 
 
+def _export(args: argparse.Namespace) -> None:
+    from model.checkpoint import load_checkpoint
+    from model.export_hf import export_hf
+    from tasks.chat import latest_checkpoint
+
+    checkpoint = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(Path(args.workdir))
+    model, _ = load_checkpoint(checkpoint)
+    export_hf(model, Path(args.workdir) / "tokenizer" / "tokenizer.json", Path(args.out))
+    print(f"exported {checkpoint} to {args.out} (loads with transformers' AutoModelForCausalLM and AutoTokenizer)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "dashboard":
@@ -172,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             _chat(args)
         elif args.command == "tokens":
             _tokens(args)
+        elif args.command == "export":
+            _export(args)
         else:
             _print_outcome(_run_stages(args), args.json)
     except KeyboardInterrupt:

@@ -225,6 +225,7 @@ class PretrainConfig(Section):
     # "auto": CUDA when available, else CPU.
     device: str = "auto"
     log_every: int = 25
+    checkpoint_every: int = execution_only(0, "save a resumable training state every N steps (0: only at the end)")
 
 
 # ------------------------------------------------------------ evaluate stage

@@ -1,5 +1,8 @@
 """Checkpoints as a directory: model.safetensors (weights) + state.json (config and run state).
 
+A training state (`save_training_state`) adds optimizer.pt and rng.pt so a run
+can continue bitwise-exactly.
+
 safetensors rather than torch.save: loading it cannot execute code, and other
 tools can read the weights without this project's classes.
 """
@@ -10,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,8 @@ from model.gpt import GPT, config_from_dict, config_to_dict
 
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.json"
+OPTIMIZER_FILE = "optimizer.pt"
+RNG_FILE = "rng.pt"
 
 
 def _fsync_file(path: Path) -> None:
@@ -41,29 +47,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(directory: Path, model: GPT, state: dict[str, Any]) -> None:
-    """Write the checkpoint so that `directory` is either the old or the new one, never half-written.
+def _swap_in(directory: Path, write: Callable[[Path], None]) -> None:
+    """Have `write` fill a fresh temp directory beside `directory`, then rename it into place.
 
-    Both files go into a fresh temp directory beside `directory`, which is then
-    renamed into place. POSIX cannot rename onto a non-empty directory, so an
-    existing checkpoint is first renamed aside and deleted only afterwards; a
-    crash in between leaves it as `.<name>.old-*` next to the target, not lost.
+    POSIX cannot rename onto a non-empty directory, so an existing one is first
+    renamed aside and deleted only afterwards; a crash in between leaves it as
+    `.<name>.old-*` next to the target, not lost.
     """
-    directory = Path(directory)
     parent = directory.parent
     parent.mkdir(parents=True, exist_ok=True)
-    full_state = {**state, "model_config": config_to_dict(model.config)}
-    # Serialise before touching the disk so a non-JSON state fails with nothing written.
-    state_text = json.dumps(full_state, indent=2, sort_keys=True)
-
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
     old: Path | None = None
     try:
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-        (tmp / STATE_FILE).write_text(state_text, encoding="utf-8")
-        _fsync_file(tmp / WEIGHTS_FILE)
-        _fsync_file(tmp / STATE_FILE)
+        write(tmp)
+        for path in tmp.iterdir():
+            _fsync_file(path)
         if directory.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=parent))
             os.replace(directory, old / directory.name)
@@ -78,6 +76,133 @@ def save_checkpoint(directory: Path, model: GPT, state: dict[str, Any]) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_weights(path: Path, model: GPT) -> None:
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+def save_checkpoint(directory: Path, model: GPT, state: dict[str, Any]) -> None:
+    """Write the checkpoint so that `directory` is either the old or the new one, never half-written."""
+    directory = Path(directory)
+    full_state = {**state, "model_config": config_to_dict(model.config)}
+    # Serialise before touching the disk so a non-JSON state fails with nothing written.
+    state_text = json.dumps(full_state, indent=2, sort_keys=True)
+
+    def write(tmp: Path) -> None:
+        _write_weights(tmp / WEIGHTS_FILE, model)
+        (tmp / STATE_FILE).write_text(state_text, encoding="utf-8")
+
+    _swap_in(directory, write)
+
+
+def rng_state() -> dict[str, Any]:
+    """The global torch RNG states (CPU, and every CUDA device once CUDA is in use).
+
+    Training itself draws no random numbers today, but saving them means a future
+    dropout or sampling step still resumes exactly.
+    """
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_training_state(
+    directory: Path, model: GPT, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+) -> None:
+    """Everything needed to continue a run exactly, swapped in as one directory.
+
+    model.safetensors + state.json as in `save_checkpoint` (so `load_checkpoint`
+    can read it too), plus optimizer.pt (AdamW moments) and rng.pt. The .pt files
+    hold only tensors and plain containers, so they load with weights_only=True.
+    """
+    directory = Path(directory)
+    full_state = {**state, "model_config": config_to_dict(model.config)}
+    state_text = json.dumps(full_state, indent=2, sort_keys=True)
+    # Copy to CPU before writing: the file must not depend on the training device.
+    optim_state = _to_cpu(optimizer.state_dict())
+    rng = rng_state()
+
+    def write(tmp: Path) -> None:
+        _write_weights(tmp / WEIGHTS_FILE, model)
+        torch.save(optim_state, tmp / OPTIMIZER_FILE)
+        torch.save(rng, tmp / RNG_FILE)
+        # state.json last: its presence marks a complete state even to a reader of the temp dir.
+        (tmp / STATE_FILE).write_text(state_text, encoding="utf-8")
+
+    _swap_in(directory, write)
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu").clone()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_to_cpu(v) for v in obj)
+    return obj
+
+
+def read_training_state(directory: Path) -> dict[str, Any]:
+    """Only state.json of a training state, so a caller can check it before loading any tensors."""
+    directory = Path(directory)
+    state_path = directory / STATE_FILE
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no saved training state to resume from: {directory} does not exist")
+    for name in (WEIGHTS_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"training state {directory} is incomplete: missing {directory / name}")
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"corrupt training state {state_path}: {exc}") from exc
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise ValueError(f"training state {state_path} has no integer 'step'")
+    return state
+
+
+def load_training_state(
+    directory: Path, model: GPT, optimizer: torch.optim.Optimizer
+) -> dict[str, Any]:
+    """Load weights, optimizer moments and RNG states in place; returns state.json's contents."""
+    directory = Path(directory)
+    state = read_training_state(directory)
+    weights_path = directory / WEIGHTS_FILE
+    try:
+        tensors = load_file(str(weights_path), device="cpu")
+    except Exception as exc:  # safetensors raises its own error types for truncated/garbled files
+        raise ValueError(f"corrupt training weights {weights_path}: {exc}") from exc
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"weights in {weights_path} do not match the model: {exc}") from exc
+    loaded: dict[str, Any] = {}
+    for name in (OPTIMIZER_FILE, RNG_FILE):
+        path = directory / name
+        try:
+            loaded[name] = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated zip, pickle refused by weights_only, ...
+            raise ValueError(f"corrupt training state file {path}: {exc}") from exc
+    try:
+        # load_state_dict moves the moments onto each parameter's device.
+        optimizer.load_state_dict(loaded[OPTIMIZER_FILE])
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise ValueError(f"optimizer state {directory / OPTIMIZER_FILE} does not match the model: {exc}") from exc
+    try:
+        set_rng_state(loaded[RNG_FILE])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"corrupt RNG state {directory / RNG_FILE}: {exc}") from exc
+    return state
 
 
 def load_checkpoint(directory: Path, device: str | torch.device = "cpu") -> tuple[GPT, dict[str, Any]]:

@@ -174,11 +174,15 @@ def train(
     on_log: Callable[[StepLog], None] | None = None,
     start_step: int = 0,
     optimizer: torch.optim.Optimizer | None = None,
+    on_step_end: Callable[[int, torch.optim.Optimizer], None] | None = None,
 ) -> tuple[list[StepLog], torch.optim.Optimizer]:
     """Run steps start_step .. cfg.steps - 1 and return (logged steps, optimizer).
 
     Logs step 0, every `log_every`-th step and the last step. Raises
     FloatingPointError as soon as a batch loss is NaN or infinite.
+    `on_step_end(steps_done, optimizer)` runs after every optimizer step (and
+    after that step's log), when model, optimizer and sampler all sit exactly
+    between steps: the one safe point to checkpoint a resumable state.
     """
     device = torch.device(device)
     if cfg.seq_len > model.config.seq_len:
@@ -227,6 +231,8 @@ def train(
             if on_log is not None:
                 on_log(entry)
             window_start, window_steps = time.perf_counter(), 0
+        if on_step_end is not None:
+            on_step_end(step + 1, optimizer)
     return logs, optimizer
 
 

@@ -11,10 +11,10 @@ import torch
 
 from llmforge import atomic
 from llmforge.config import PretrainConfig
-from model.checkpoint import save_checkpoint
+from model.checkpoint import load_training_state, read_training_state, save_checkpoint, save_training_state
 from model.gpt import GPT, GPTConfig
 from model.tokenizer import BpeTokenizer
-from model.train import BatchSampler, StepLog, TrainConfig, pack_documents, train
+from model.train import BatchSampler, StepLog, TrainConfig, make_optimizer, pack_documents, train
 from tasks.tokenize_stage import read_token_documents
 
 
@@ -44,15 +44,68 @@ def train_config(config: PretrainConfig) -> TrainConfig:
     )
 
 
+# Fields that change how a run is executed or logged but not the weights it
+# produces, so they may differ between an interrupted run and its resumption.
+RESUME_FREE_FIELDS = frozenset({"device", "log_every", "checkpoint_every"})
+
+
+def training_state_dir(checkpoint_dir: Path) -> Path:
+    """Where the resumable state lives: beside the base checkpoint, not inside it.
+
+    `checkpoints/base/` stays exactly what evaluation and chat read (and what the
+    stage manifest fingerprints); optimizer moments are 2x the model and belong
+    to training only.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    return checkpoint_dir.with_name(checkpoint_dir.name + ".train")
+
+
+def resume_view(config: PretrainConfig) -> dict[str, Any]:
+    """The settings a resumed run must share with the saved one for the result to be the same run."""
+    dumped = config.model_dump(mode="json")
+    return {k: v for k, v in dumped.items() if k not in RESUME_FREE_FIELDS}
+
+
+def check_resumable(state: dict[str, Any], config: PretrainConfig, vocab_size: int, path: Path) -> None:
+    """Raise ValueError naming every setting that differs between the saved state and this run."""
+    saved = state.get("pretrain_config")
+    if not isinstance(saved, dict):
+        raise ValueError(f"training state {path} has no 'pretrain_config' object")
+    saved_view = {k: v for k, v in saved.items() if k not in RESUME_FREE_FIELDS}
+    current = resume_view(config)
+    diffs = [
+        f"{key}: saved {saved_view.get(key, '<absent>')!r}, now {current.get(key, '<absent>')!r}"
+        for key in sorted(set(saved_view) | set(current))
+        if saved_view.get(key) != current.get(key)
+    ]
+    if state.get("tokenizer_vocab_size") != vocab_size:
+        diffs.append(f"tokenizer_vocab_size: saved {state.get('tokenizer_vocab_size')!r}, now {vocab_size!r}")
+    if diffs:
+        raise ValueError(f"cannot resume from {path}: the run's settings changed ({'; '.join(diffs)})")
+
+
 def pretrain(
     tokens_dir: Path,
     tokenizer_path: Path,
     checkpoint_dir: Path,
     config: PretrainConfig,
     on_log: Callable[[StepLog], None] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Train a GPT from scratch on the train token shards and save it as the base checkpoint."""
+    """Train a GPT from scratch on the train token shards and save it as the base checkpoint.
+
+    Every `checkpoint_every` steps (0: only at the end) the full training state
+    is saved to `<checkpoint_dir>.train/`; with `resume=True` the run continues
+    from there and ends with the same weights as an uninterrupted run.
+    """
     tokenizer = BpeTokenizer.from_file(tokenizer_path)
+    state_dir = training_state_dir(checkpoint_dir)
+    saved: dict[str, Any] | None = None
+    if resume:
+        # Check the settings before reading shards or building anything, so a
+        # mismatch fails fast and nothing is trained on a wrong basis.
+        saved = read_training_state(state_dir)
+        check_resumable(saved, config, tokenizer.vocab_size, state_dir)
     stream = pack_documents(read_token_documents(tokens_dir / "train"), config.seq_len)
     if int(stream.max()) >= tokenizer.vocab_size:
         raise ValueError(
@@ -60,12 +113,77 @@ def pretrain(
             f"({tokenizer.vocab_size}): the shards and {tokenizer_path} do not belong together"
         )
     device = pick_device(config.device)
+    tcfg = train_config(config)
     torch.manual_seed(config.seed)
     model = GPT(model_config(config, tokenizer.vocab_size)).to(device)
     sampler = BatchSampler(stream, config.batch_size, config.seq_len, seed=config.seed)
+    optimizer = make_optimizer(model, tcfg)
+    history: list[StepLog] = []
+    start_step = 0
+    if saved is not None:
+        saved = load_training_state(state_dir, model, optimizer)
+        try:
+            sampler.load_state_dict(saved["sampler"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"training state {state_dir} has no valid sampler state: {exc}") from exc
+        except ValueError as exc:
+            raise ValueError(f"cannot resume from {state_dir}: {exc}") from exc
+        start_step = saved["step"]
+        if sampler.position != start_step:
+            raise ValueError(
+                f"training state {state_dir} is inconsistent: step {start_step}, sampler at batch {sampler.position}"
+            )
+        history = [StepLog(**h) for h in saved.get("history", [])]
+
+    checkpoint_every = config.checkpoint_every
+    last_saved: list[int] = [start_step] if saved is not None else []
+
+    def save_state(steps_done: int, opt: torch.optim.Optimizer) -> None:
+        # A step's update can turn weights non-finite before any loss shows it;
+        # saving them would make the "last good checkpoint" a bad one.
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            where = f"{state_dir} (step {last_saved[0]})" if last_saved else "none"
+            raise FloatingPointError(
+                f"weights became non-finite by step {steps_done - 1}; not saved. Last good checkpoint: {where}"
+            )
+        save_training_state(
+            state_dir,
+            model,
+            opt,
+            {
+                "step": steps_done,
+                "sampler": sampler.state_dict(),
+                "tokenizer_vocab_size": tokenizer.vocab_size,
+                "pretrain_config": config.model_dump(mode="json"),
+                "history": [vars(h) for h in history],
+            },
+        )
+        last_saved[:] = [steps_done]
+
+    def log(entry: StepLog) -> None:
+        history.append(entry)
+        if on_log is not None:
+            on_log(entry)
+
+    def step_end(steps_done: int, opt: torch.optim.Optimizer) -> None:
+        if checkpoint_every > 0 and steps_done % checkpoint_every == 0 and steps_done < config.steps:
+            save_state(steps_done, opt)
+
     started = time.perf_counter()
-    history, _ = train(model, sampler, train_config(config), device=device, on_log=on_log)
-    seconds = time.perf_counter() - started
+    try:
+        train(model, sampler, tcfg, device=device, on_log=log, start_step=start_step, optimizer=optimizer,
+              on_step_end=step_end)
+    except FloatingPointError as exc:
+        where = (
+            f"last good checkpoint: {state_dir} (step {last_saved[0]}); lower the learning rate or fix the data"
+            if last_saved else "no checkpoint was saved before it"
+        )
+        raise FloatingPointError(f"{exc}; {where}") from exc
+    seconds = max(time.perf_counter() - started, 1e-9)
+    # The end state is saved even when it coincides with a periodic one, so a
+    # resume after a crash while writing the base checkpoint has nothing left to redo.
+    save_state(config.steps, optimizer)
+    steps_run = config.steps - start_step
     metrics = {
         "parameters": model.num_parameters(),
         "train_tokens_available": int(stream.numel()),
@@ -73,9 +191,10 @@ def pretrain(
         "tokens_seen": config.steps * config.batch_size * config.seq_len,
         "initial_loss": round(history[0].loss, 4),
         "final_loss": round(history[-1].loss, 4),
-        "tokens_per_s": round(config.steps * config.batch_size * config.seq_len / seconds, 1),
+        "tokens_per_s": round(steps_run * config.batch_size * config.seq_len / seconds, 1),
         "train_seconds": round(seconds, 2),
         "device": device,
+        "resumed_from_step": start_step,
     }
     save_checkpoint(
         checkpoint_dir,

@@ -295,3 +295,15 @@ def test_load_checkpoint_errors_name_the_path(tmp_path: Path) -> None:
     (target / "state.json").unlink()
     with pytest.raises(FileNotFoundError, match="state.json"):
         load_checkpoint(target)
+
+
+def test_on_step_end_runs_after_every_step_with_the_optimizer(stream: torch.Tensor) -> None:
+    cfg = _cfg(steps=6, log_every=1)
+    calls: list[tuple[int, int]] = []
+    sampler = BatchSampler(stream, cfg.batch_size, SEQ, seed=1)
+    _, optimizer = train(_model(), sampler, cfg, start_step=2,
+                         on_step_end=lambda done, opt: calls.append((done, sampler.position)))
+    # steps_done counts from the start of the run; the sampler has handed out exactly
+    # the batches of this call, so (steps_done - start_step) == sampler.position here.
+    assert calls == [(3, 1), (4, 2), (5, 3), (6, 4)]
+    assert optimizer is not None

@@ -172,3 +172,19 @@ def test_token_shards_load_with_datasets_and_decode_to_the_documents(pipeline_ru
             text = texts[row["id"]]
             assert tokenizer.decode(row["tokens"][1:]) == text, row["id"]
             assert row["n_bytes"] == len(text.encode("utf-8"))
+
+
+def test_cli_export_loads_in_transformers_with_the_same_logits(pipeline_run, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from model.checkpoint import load_checkpoint
+
+    workdir, _, _ = pipeline_run
+    code, out, err = _cli("export", "--format", "hf", "--workdir", str(workdir), "--out", str(tmp_path / "hf"))
+    assert code == 0, err
+    ours, _ = load_checkpoint(workdir / "checkpoints" / "base")
+    theirs = AutoModelForCausalLM.from_pretrained(tmp_path / "hf", dtype=torch.float32).eval()
+    ids = torch.randint(0, ours.config.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(ours(ids)[0], theirs(ids).logits, atol=1e-4)
