@@ -14,6 +14,7 @@ from llmforge.config import PretrainConfig
 from llmforge.manifest import StageRun
 from model.train import StepLog
 from tasks import pretrain_stage
+from tasks.loss_curve import plot_loss_curve
 
 
 @task(name="train-gpt", cache_policy=NO_CACHE)
@@ -45,6 +46,7 @@ def pretrain_flow(
     with stage.time("train"):
         result = train_task(workdir, config, str(stage.path("checkpoint")), resume)
     pretrain_stage.write_training_report(stage.path("report"), result)
+    plot_loss_curve(result["history"], stage.path("loss_curve"))
     create_table_artifact(key=artifact_key(workdir, "pretrain-loss-curve"), table=result["history"],
                           description=f"final loss {result['metrics']['final_loss']}")
     return stage.finish(counts={"steps": config.steps}, metrics=result["metrics"])

@@ -19,6 +19,29 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Temporary files and folders are created private (0600/0700); what we publish gets the
+# permissions any other file the user writes would get.
+_UMASK = _read_umask()
+
+
+def give_default_permissions(path: Path) -> None:
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
+
+
+def temp_dir_beside(destination: Path) -> Path:
+    """An empty folder next to `destination`, to be filled and then swapped in."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f".{destination.name}.new-", dir=destination.parent))
+    give_default_permissions(path)
+    return path
+
+
 @contextmanager
 def atomic_path(destination: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `destination`; rename it into place only if the block succeeds."""
@@ -29,6 +52,7 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        give_default_permissions(tmp)
         os.replace(tmp, destination)
     finally:
         if tmp.exists():

@@ -239,6 +239,10 @@ class EvaluateConfig(Section):
     temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.8])
     max_new_tokens: int = 48
     seed: int = 0
+    # A HellaSwag-style JSONL file ({"context", "endings", "label"} per line) scored by
+    # length-normalised log-likelihood; None: skip the multiple-choice benchmark.
+    multiple_choice_path: str | None = None
+    multiple_choice_max_examples: int | None = None
 
 
 class ChatConfig(Section):

@@ -80,9 +80,10 @@ STAGES: dict[str, StageSpec] = {
             config_class=cfg.PretrainConfig,
             flow_ref="flows.pretrain:pretrain_flow",
             upstream=("tokenize",),
-            outputs={"checkpoint": "checkpoints/base", "report": "reports/training.md"},
+            outputs={"checkpoint": "checkpoints/base", "report": "reports/training.md",
+                     "loss_curve": "reports/loss_curve.png"},
             manifest="checkpoints/base/manifest.json",
-            code_modules=("tasks.pretrain_stage", "model"),
+            code_modules=("tasks.pretrain_stage", "tasks.loss_curve", "model"),
             libraries=("torch",),
         ),
         StageSpec(
@@ -93,8 +94,9 @@ STAGES: dict[str, StageSpec] = {
             upstream=("pretrain", "tokenize"),
             outputs={"report": "reports/evaluation/report.md", "metrics": "reports/evaluation/metrics.json"},
             manifest="reports/evaluation/manifest.json",
-            code_modules=("tasks.evaluate_stage", "model"),
+            code_modules=("tasks.evaluate_stage", "tasks.multiple_choice", "model"),
             libraries=("torch",),
+            extra={"inputs_ref": "tasks.evaluate_stage:describe_evaluate_inputs"},
         ),
     )
 }

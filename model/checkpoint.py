@@ -28,6 +28,15 @@ OPTIMIZER_FILE = "optimizer.pt"
 RNG_FILE = "rng.pt"
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
@@ -57,10 +66,13 @@ def _swap_in(directory: Path, write: Callable[[Path], None]) -> None:
     parent = directory.parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
+    # mkdtemp makes a private folder; a checkpoint should be as readable as any file the user writes.
+    os.chmod(tmp, 0o777 & ~_UMASK)
     old: Path | None = None
     try:
         write(tmp)
         for path in tmp.iterdir():
+            os.chmod(path, 0o666 & ~_UMASK)
             _fsync_file(path)
         if directory.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=parent))

@@ -195,6 +195,10 @@ def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        # mkstemp creates the file private; exported files are meant to be shared.
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

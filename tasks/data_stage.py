@@ -12,7 +12,6 @@ import atexit
 import hashlib
 import json
 import shutil
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -398,7 +397,7 @@ def fresh_output_dirs(data_dir: Path, names: Iterable[str]) -> dict[str, str]:
     """Empty staging directories beside the final ones; swapped in by `publish_outputs`."""
     dirs = {}
     for name in names:
-        dirs[name] = tempfile.mkdtemp(prefix=f".{name}.new-", dir=data_dir)
+        dirs[name] = str(atomic.temp_dir_beside(data_dir / name))
     return dirs
 
 

@@ -12,10 +12,12 @@ import torch.nn.functional as F
 
 from llmforge import atomic
 from llmforge.config import EvaluateConfig
+from llmforge.fingerprint import file_record
 from model.checkpoint import load_checkpoint
 from model.generate import generate
 from model.gpt import GPT
 from model.tokenizer import SPECIAL_TOKENS, BpeTokenizer
+from tasks.multiple_choice import evaluate_multiple_choice
 from tasks.tokenize_stage import read_token_documents
 
 
@@ -88,7 +90,24 @@ def evaluate(checkpoint_dir: Path, tokenizer_path: Path, val_dir: Path, config: 
     metrics = bits_per_byte(model, docs, token_byte_lengths(tokenizer), config.max_val_tokens)
     metrics = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
     metrics["checkpoint_step"] = state.get("step")
-    return {"metrics": metrics, "samples": samples(model, tokenizer, config)}
+    result: dict[str, Any] = {"metrics": metrics, "samples": samples(model, tokenizer, config)}
+    if config.multiple_choice_path:
+        choice = evaluate_multiple_choice(
+            model, tokenizer, Path(config.multiple_choice_path), config.multiple_choice_max_examples
+        )
+        metrics.update(choice.as_metrics())
+        result["multiple_choice_skipped"] = choice.skipped
+    return result
+
+
+def describe_evaluate_inputs(workdir: Path, config: EvaluateConfig, known: dict[str, Any] | None) -> dict[str, Any]:
+    """The multiple-choice file is an input too: editing it makes the evaluation stale."""
+    if not config.multiple_choice_path:
+        return {}
+    path = Path(config.multiple_choice_path)
+    if not path.is_file():
+        return {"multiple_choice": {"missing": str(path)}}
+    return {"multiple_choice": file_record(path, (known or {}).get("multiple_choice"))}
 
 
 def report_markdown(result: dict[str, Any]) -> str:

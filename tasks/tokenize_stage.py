@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -150,7 +149,7 @@ def read_token_documents(split_dir: Path, max_tokens: int | None = None) -> list
 
 def staging_dir(tokens_dir: Path, split: str) -> str:
     """An empty directory beside the final split, swapped in once every shard is encoded."""
-    return tempfile.mkdtemp(prefix=f".{split}.new-", dir=tokens_dir)
+    return str(atomic.temp_dir_beside(tokens_dir / split))
 
 
 def vocabulary_report(tokenizer_path: Path, counts: list[dict[str, Any]]) -> dict[str, Any]:

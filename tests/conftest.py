@@ -62,4 +62,5 @@ def tiny_pipeline_config(**data_overrides):
     config.evaluate.max_val_tokens = 4000
     config.evaluate.max_new_tokens = 8
     config.evaluate.prompts = ["The"]
+    config.evaluate.multiple_choice_path = str(REPO_ROOT / "tests" / "data" / "hellaswag_tiny.jsonl")
     return config

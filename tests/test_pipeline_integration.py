@@ -53,10 +53,13 @@ def test_every_stage_ran_and_outputs_are_consistent(pipeline_run):
     training = first["stages"][2]["metrics"]
     assert training["final_loss"] < training["initial_loss"]
     assert (workdir / "checkpoints" / "base" / "model.safetensors").is_file()
+    assert (workdir / "reports" / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     evaluation = json.loads((workdir / "reports" / "evaluation" / "metrics.json").read_text())
     assert {"val_loss", "val_bits_per_byte", "val_tokens"} <= set(evaluation["metrics"])
     assert 0 < evaluation["metrics"]["val_bits_per_byte"] < 16
+    assert evaluation["metrics"]["hellaswag_examples"] == 12 and 0 <= evaluation["metrics"]["hellaswag_acc_norm"] <= 1
+    assert len(evaluation["multiple_choice_skipped"]) == 2
     assert evaluation["samples"] and (workdir / "reports" / "evaluation" / "report.md").is_file()
 
     for name in ("data", "tokenize", "pretrain", "evaluate"):
