@@ -37,6 +37,18 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def give_default_permissions(path: Path) -> None:
+    """mkstemp/mkdtemp create private files and folders; what we publish is as readable as any user file."""
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
+
+
+def _read_state_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"corrupt {what} {path}: {exc}") from exc
+
+
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
@@ -66,13 +78,12 @@ def _swap_in(directory: Path, write: Callable[[Path], None]) -> None:
     parent = directory.parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
-    # mkdtemp makes a private folder; a checkpoint should be as readable as any file the user writes.
-    os.chmod(tmp, 0o777 & ~_UMASK)
+    give_default_permissions(tmp)
     old: Path | None = None
     try:
         write(tmp)
         for path in tmp.iterdir():
-            os.chmod(path, 0o666 & ~_UMASK)
+            give_default_permissions(path)
             _fsync_file(path)
         if directory.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=parent))
@@ -174,10 +185,7 @@ def read_training_state(directory: Path) -> dict[str, Any]:
     for name in (WEIGHTS_FILE, OPTIMIZER_FILE, RNG_FILE, STATE_FILE):
         if not (directory / name).is_file():
             raise FileNotFoundError(f"training state {directory} is incomplete: missing {directory / name}")
-    try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"corrupt training state {state_path}: {exc}") from exc
+    state = _read_state_json(state_path, "training state")
     if not isinstance(state, dict) or not isinstance(state.get("step"), int):
         raise ValueError(f"training state {state_path} has no integer 'step'")
     return state
@@ -227,10 +235,7 @@ def load_checkpoint(directory: Path, device: str | torch.device = "cpu") -> tupl
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint is missing {path}")
 
-    try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"corrupt checkpoint state {state_path}: {exc}") from exc
+    state = _read_state_json(state_path, "checkpoint state")
     if not isinstance(state, dict) or not isinstance(state.get("model_config"), dict):
         raise ValueError(f"checkpoint state {state_path} has no 'model_config' object")
     try:

@@ -35,6 +35,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from model.checkpoint import give_default_permissions
 from model.gpt import GPT
 from model.tokenizer import SPECIAL_TOKENS, BpeTokenizer
 
@@ -195,10 +196,7 @@ def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
-        # mkstemp creates the file private; exported files are meant to be shared.
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
+        give_default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
