@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from model.gpt import GPT, autocast_context
+from model.optim import apply_lr, lr_at, make_optimizer
 
 
 @dataclass
@@ -133,34 +134,6 @@ class BatchSampler:
         self.position = int(state["position"])
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup to learning_rate, then cosine decay to learning_rate * min_lr_ratio at the last step."""
-    peak = cfg.learning_rate
-    if step < cfg.warmup_steps:
-        return peak * (step + 1) / cfg.warmup_steps
-    floor = peak * cfg.min_lr_ratio
-    decay_steps = cfg.steps - 1 - cfg.warmup_steps
-    if decay_steps <= 0:
-        return peak
-    progress = min(1.0, (step - cfg.warmup_steps) / decay_steps)
-    return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def make_optimizer(model: GPT, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW that decays only matrices (linear and embedding weights), not norm gains."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    on_cuda = bool(params) and all(p.is_cuda for p in params)
-    return torch.optim.AdamW(
-        groups, lr=cfg.learning_rate, betas=(0.9, 0.95), eps=1e-8, fused=on_cuda or None
-    )
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -202,9 +175,7 @@ def train(
     _sync(device)
     window_start, window_steps = time.perf_counter(), 0
     for step in range(start_step, cfg.steps):
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = apply_lr(optimizer, step, cfg)
         x, y = sampler.next()
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast_context(device):
