@@ -29,7 +29,10 @@ def evaluate_flow(workdir: str = "runs/default", config: EvaluateConfig = Evalua
         return stage.skipped()
     with stage.time("evaluate"):
         result = evaluate_task(workdir, config)
+    result["history"] = evaluate_stage.update_history(stage.path("report").parent / "history.jsonl", result["comparison"])
     evaluate_stage.write_reports(stage.path("report"), stage.path("metrics"), result)
+    create_table_artifact(key=artifact_key(workdir, "evaluation-comparison"), table=result["history"],
+                          description="every checkpoint evaluated in this work directory, on the same validation data")
     create_table_artifact(key=artifact_key(workdir, "evaluation"),
                           table=[{"metric": k, "value": v} for k, v in result["metrics"].items()],
                           description="validation metrics of the base checkpoint")

@@ -13,7 +13,8 @@ from flows.common import artifact_key
 from llmforge.config import PretrainConfig
 from llmforge.manifest import StageRun
 from model.train import StepLog
-from tasks import pretrain_stage
+from tasks import pretrain_launch, pretrain_stage
+from tasks.progress import progress_bar
 from tasks.loss_curve import plot_loss_curve
 
 
@@ -22,14 +23,22 @@ def train_task(workdir: str, config: PretrainConfig, checkpoint_dir: str, resume
     progress_id = create_progress_artifact(progress=0.0, key=artifact_key(workdir, "pretrain-progress"),
                                            description="pretraining steps done (%)")
 
+    bar = progress_bar(config.steps)
+
     def on_log(log: StepLog) -> None:
-        print(f"step {log.step:5d}  loss {log.loss:.4f}  lr {log.lr:.2e}  {log.tokens_per_s:,.0f} tok/s")
+        mfu = f"  MFU {100 * log.mfu:.1f}%" if log.mfu is not None else ""
+        print(f"step {log.step:5d}  loss {log.loss:.4f}  lr {log.lr:.2e}  {log.tokens_per_s:,.0f} tok/s{mfu}")
         update_progress_artifact(progress_id, progress=100.0 * (log.step + 1) / config.steps)
+        bar.advance_to(log.step + 1, loss=log.loss, tokens_per_s=log.tokens_per_s)
 
     root = Path(workdir)
-    return pretrain_stage.pretrain(
-        root / "tokens", root / "tokenizer" / "tokenizer.json", Path(checkpoint_dir), config, on_log, resume=resume
-    )
+    args = (root / "tokens", root / "tokenizer" / "tokenizer.json", Path(checkpoint_dir), config)
+    try:
+        if config.nproc > 1:
+            return pretrain_launch.pretrain_distributed(*args, on_log=on_log, resume=resume)
+        return pretrain_stage.pretrain(*args, on_log, resume=resume)
+    finally:
+        bar.close()
 
 
 @flow(name="pretrain", log_prints=True)

@@ -33,11 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--source", default=None, help="data source (overrides the config's data.source)")
     run.add_argument("--task-runner", choices=["process", "dask"], default=None, help="where the data stage's shard tasks run")
     run.add_argument("--dask-address", default=None, help="scheduler of an existing Dask cluster, e.g. tcp://HOST:8786")
+    _pretrain_flags(run)
     for name in STAGE_ORDER:
         p = sub.add_parser(name, help=STAGES[name].help)
         common(p)
         if name == "pretrain":
             p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last saved state")
+            _pretrain_flags(p)
         if name == "data":
             p.add_argument("--source", default=None,
                            help="'sample', a WARC file, a directory of them, a glob, or cc:CC-MAIN-YYYY-WW")
@@ -67,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _pretrain_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nproc", type=int, default=None,
+                   help="data-parallel training processes, launched with torchrun (GPUs on CUDA, gloo on CPU)")
+    p.add_argument("--preset", choices=["tiny", "small", "gpt2"], default=None, help="model size preset")
+    p.add_argument("--depth", type=int, default=None, help="model depth; width and heads follow from it")
+
+
 def _load_config(args: argparse.Namespace) -> Any:
     from llmforge.config import load_pipeline_config
 
@@ -77,7 +86,8 @@ def _load_config(args: argparse.Namespace) -> Any:
         data.update(task_runner="dask", dask_address=args.dask_address)
     if getattr(args, "task_runner", None):
         data["task_runner"] = args.task_runner
-    return load_pipeline_config(args.config, {"data": data})
+    pretrain = {key: getattr(args, key) for key in ("nproc", "preset", "depth") if getattr(args, key, None) is not None}
+    return load_pipeline_config(args.config, {"data": data, "pretrain": pretrain})
 
 
 def _print_outcome(result: dict[str, Any], as_json: bool) -> None:

@@ -72,6 +72,9 @@ class ExtractionConfig(Section):
     max_html_bytes: int | None = 10_000_000
     # Share of control characters above which a page is binary content labelled as HTML.
     max_control_char_ratio: float | None = 0.01
+    # Evaluate trafilatura's pruning XPaths through tasks/extract_speedups.py: the same output,
+    # about twice as fast; off runs stock trafilatura (the speed-ups check the version themselves).
+    fast_pruning: bool = execution_only(True, "faster, output-identical trafilatura pruning (tasks/extract_speedups.py)")
 
 
 class LanguageConfig(Section):
@@ -211,11 +214,35 @@ class TokenizeConfig(Section):
 
 
 class PretrainConfig(Section):
+    """Model shape, batch and optimizer of the pretraining run.
+
+    Size: either the explicit ``n_layer`` / ``n_head`` / ``n_embd``, or a named
+    ``preset`` (tiny / small / gpt2, see ``model/presets.py``), or ``depth``, the one
+    dial (width and heads follow from it with the preset's proportions, tiny's by
+    default). Explicit fields set alongside a preset win over it.
+    """
+
+    preset: Literal["tiny", "small", "gpt2"] | None = None
+    depth: int | None = Field(None, ge=1, description="layers; width = aspect ratio x depth")
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
     seq_len: int = 256
-    batch_size: int = 16
+    batch_size: int = Field(16, ge=1, description="sequences per micro-batch on each process")
+    total_batch_tokens: int | None = Field(
+        None, ge=1,
+        description="tokens per optimizer step over all processes; micro-batches are accumulated to reach it "
+        "(None: one micro-batch per process)",
+    )
+    nproc: int = Field(1, ge=1, description="data-parallel processes (torchrun); GPUs on CUDA, gloo on CPU")
+    data_loader: Literal["packed", "windows"] = Field(
+        "packed",
+        description="packed: stream the shards, rows start at a document's BOS (best-fit packing); "
+        "windows: random windows of the whole train split held in memory",
+    )
+    long_documents: Literal["split", "crop"] = Field(
+        "split", description="packed loader: split documents longer than a row into pieces, or keep only their first row"
+    )
     steps: int = 300
     learning_rate: float = 3e-3
     warmup_steps: int = 20
@@ -224,8 +251,41 @@ class PretrainConfig(Section):
     seed: int = 1337
     # "auto": CUDA when available, else CPU.
     device: str = "auto"
+    compile: bool = execution_only(False, "CUDA only: torch.compile the model (slower start, faster steps)")
     log_every: int = 25
     checkpoint_every: int = execution_only(0, "save a resumable training state every N steps (0: only at the end)")
+    final_eval_tokens: int = Field(65_536, ge=0, description="validation tokens scored at the end (0: none)")
+
+    @model_validator(mode="after")
+    def _shape_from_preset_or_depth(self) -> PretrainConfig:
+        from model.presets import PRESETS, shape_from_depth
+
+        explicit = self.model_fields_set
+        if self.preset is None and self.depth is None:
+            return self
+        proportions = PRESETS[self.preset or "tiny"]
+        depth = self.depth if self.depth is not None else proportions.depth
+        n_layer, n_head, n_embd = shape_from_depth(depth, proportions.aspect_ratio, proportions.head_dim)
+        for name, value in (("n_layer", n_layer), ("n_head", n_head), ("n_embd", n_embd)):
+            if name not in explicit:
+                setattr(self, name, value)
+        if self.preset is not None:
+            for name in ("seq_len", "batch_size"):
+                if name not in explicit:
+                    setattr(self, name, getattr(proportions, name))
+        return self
+
+    def grad_accum_steps(self) -> int:
+        """Micro-batches per step on each process to make up total_batch_tokens."""
+        per_micro = self.batch_size * self.seq_len * self.nproc
+        if self.total_batch_tokens is None:
+            return 1
+        if self.total_batch_tokens % per_micro != 0:
+            raise ValueError(
+                f"total_batch_tokens {self.total_batch_tokens} is not a multiple of batch_size x seq_len x nproc "
+                f"= {self.batch_size} x {self.seq_len} x {self.nproc} = {per_micro}"
+            )
+        return self.total_batch_tokens // per_micro
 
 
 # ------------------------------------------------------------ evaluate stage
@@ -243,6 +303,9 @@ class EvaluateConfig(Section):
     # length-normalised log-likelihood; None: skip the multiple-choice benchmark.
     multiple_choice_path: str | None = None
     multiple_choice_max_examples: int | None = None
+    # Other checkpoint directories (another run's base, an earlier save, an SFT model with
+    # the same tokenizer) scored on the same validation data, side by side with this run's.
+    compare_checkpoints: list[str] = Field(default_factory=list)
 
 
 class ChatConfig(Section):

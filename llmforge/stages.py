@@ -83,7 +83,7 @@ STAGES: dict[str, StageSpec] = {
             outputs={"checkpoint": "checkpoints/base", "report": "reports/training.md",
                      "loss_curve": "reports/loss_curve.png"},
             manifest="checkpoints/base/manifest.json",
-            code_modules=("tasks.pretrain_stage", "tasks.loss_curve", "model"),
+            code_modules=("tasks.pretrain_stage", "tasks.pretrain_launch", "tasks.pretrain_worker", "tasks.loss_curve", "model"),
             libraries=("torch",),
         ),
         StageSpec(

@@ -7,6 +7,7 @@ state it may checkpoint and pass back in with `start_step` to resume).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -15,6 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from torch.nn.parallel import DistributedDataParallel
+
+from model import distributed
+from model.flops import model_flops_per_token, peak_flops
 from model.gpt import GPT, autocast_context
 from model.optim import apply_lr, lr_at, make_optimizer
 
@@ -33,9 +38,14 @@ class TrainConfig:
     # to seed model init and the BatchSampler so a run is reproducible from its config.
     seed: int = 1337
     log_every: int = 25
+    # Micro-batches per optimizer step on each rank: the global batch is
+    # batch_size * seq_len * grad_accum_steps * world_size tokens.
+    grad_accum_steps: int = 1
+    # CUDA only: compile the model (minutes of start-up, then faster steps).
+    compile: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "seq_len", "log_every"):
+        for name in ("steps", "batch_size", "seq_len", "log_every", "grad_accum_steps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
         if self.warmup_steps < 0:
@@ -50,6 +60,8 @@ class StepLog:
     loss: float
     lr: float
     tokens_per_s: float
+    # Model FLOPs utilisation against the accelerator's peak; None where the peak is unknown (CPU).
+    mfu: float | None = None
 
 
 def _concat(docs: Iterable[Sequence[int]]) -> torch.Tensor:
@@ -77,31 +89,60 @@ def pack_documents(docs: Iterable[Sequence[int]], seq_len: int) -> torch.Tensor:
 class BatchSampler:
     """Random windows of seq_len + 1 tokens from a stream, as (inputs, next-token targets).
 
-    Batch n is a pure function of (seed, n), so resuming needs only the counter:
-    the state is tiny, JSON-friendly and costs nothing to restore.
+    Each optimizer step draws one global batch of ``batch_size * grad_accum_steps *
+    world_size`` windows from a generator seeded by (seed, step); rank r's micro-batch m
+    is the slice ``(m * world_size + r) * batch_size`` of it. So the windows of a step do
+    not depend on how they are spread over processes and micro-steps: one process
+    accumulating 2 micro-batches sees the same data as two processes with one each,
+    and resuming needs only the step counter.
     """
 
-    def __init__(self, stream: torch.Tensor, batch_size: int, seq_len: int, seed: int) -> None:
+    def __init__(
+        self,
+        stream: torch.Tensor,
+        batch_size: int,
+        seq_len: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        grad_accum_steps: int = 1,
+    ) -> None:
         if stream.dim() != 1:
             raise ValueError(f"stream must be 1-D, got shape {tuple(stream.shape)}")
         if stream.numel() < seq_len + 1:
             raise ValueError(f"stream has {stream.numel()} tokens; need at least {seq_len + 1}")
-        if batch_size <= 0 or seq_len <= 0:
-            raise ValueError("batch_size and seq_len must be positive")
+        if batch_size <= 0 or seq_len <= 0 or grad_accum_steps <= 0 or world_size <= 0:
+            raise ValueError("batch_size, seq_len, grad_accum_steps and world_size must be positive")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world of {world_size}")
         self.stream = stream.long()
         self.batch_size = batch_size
         self.seq_len = seq_len
         self.seed = seed
-        self.position = 0  # number of batches handed out so far
+        self.rank = rank
+        self.world_size = world_size
+        self.grad_accum_steps = grad_accum_steps
+        self.position = 0  # micro-batches handed out so far by this rank
         self._offsets = torch.arange(seq_len + 1)
 
+    @property
+    def global_rows(self) -> int:
+        return self.batch_size * self.grad_accum_steps * self.world_size
+
+    @property
+    def steps_done(self) -> int:
+        return self.position // self.grad_accum_steps
+
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        # SeedSequence mixes (seed, position) well, so neighbouring seeds or
-        # positions give unrelated windows.
-        rng = np.random.default_rng([self.seed, self.position])
+        step, micro = divmod(self.position, self.grad_accum_steps)
+        # SeedSequence mixes (seed, step) well, so neighbouring seeds or steps
+        # give unrelated windows.
+        rng = np.random.default_rng([self.seed, step])
         max_start = self.stream.numel() - (self.seq_len + 1)
-        starts = torch.from_numpy(rng.integers(0, max_start, size=self.batch_size, endpoint=True))
-        windows = self.stream[starts[:, None] + self._offsets]
+        starts = rng.integers(0, max_start, size=self.global_rows, endpoint=True)
+        first = (micro * self.world_size + self.rank) * self.batch_size
+        mine = torch.from_numpy(starts[first : first + self.batch_size])
+        windows = self.stream[mine[:, None] + self._offsets]
         self.position += 1
         return windows[:, :-1], windows[:, 1:]
 
@@ -115,7 +156,9 @@ class BatchSampler:
         return {
             "seed": self.seed,
             "position": self.position,
+            "step": self.steps_done,
             "batch_size": self.batch_size,
+            "global_rows": self.global_rows,
             "seq_len": self.seq_len,
             "stream_len": int(self.stream.numel()),
         }
@@ -123,15 +166,23 @@ class BatchSampler:
     def load_state_dict(self, state: dict[str, int]) -> None:
         # The same position over a different stream or shape would be a different
         # sequence of batches, silently breaking "resume continues the same run".
+        # The split over ranks and micro-steps may change: a step's windows do not depend on it.
+        if "global_rows" in state and int(state["global_rows"]) != self.global_rows:
+            raise ValueError(
+                f"sampler state has a global batch of {state['global_rows']} rows (batch_size x grad_accum_steps "
+                f"x world_size), this sampler has {self.global_rows}"
+            )
         for key, mine in (
-            ("batch_size", self.batch_size),
             ("seq_len", self.seq_len),
             ("stream_len", int(self.stream.numel())),
         ):
             if key in state and int(state[key]) != mine:
                 raise ValueError(f"sampler state has {key}={state[key]}, this sampler has {mine}")
+        if "global_rows" not in state and int(state.get("batch_size", self.batch_size)) != self.batch_size:
+            raise ValueError(f"sampler state has batch_size={state['batch_size']}, this sampler has {self.batch_size}")
         self.seed = int(state["seed"])
-        self.position = int(state["position"])
+        step = int(state["step"]) if "step" in state else int(state["position"])
+        self.position = step * self.grad_accum_steps
 
 
 def _sync(device: torch.device) -> None:
@@ -151,11 +202,14 @@ def train(
 ) -> tuple[list[StepLog], torch.optim.Optimizer]:
     """Run steps start_step .. cfg.steps - 1 and return (logged steps, optimizer).
 
-    Logs step 0, every `log_every`-th step and the last step. Raises
-    FloatingPointError as soon as a batch loss is NaN or infinite.
-    `on_step_end(steps_done, optimizer)` runs after every optimizer step (and
-    after that step's log), when model, optimizer and sampler all sit exactly
-    between steps: the one safe point to checkpoint a resumable state.
+    Each step accumulates `grad_accum_steps` micro-batches; inside a torchrun
+    process group the model is wrapped in DistributedDataParallel, which averages
+    gradients over ranks, so the step's gradient is the mean over the global batch.
+    Logs step 0, every `log_every`-th step and the last step (the loss is the mean
+    over the global batch). Raises FloatingPointError as soon as a step's loss is
+    NaN or infinite, on every rank. `on_step_end(steps_done, optimizer)` runs
+    after every optimizer step (and after that step's log), when model, optimizer
+    and sampler all sit exactly between steps: the one safe point to checkpoint.
     """
     device = torch.device(device)
     if cfg.seq_len > model.config.seq_len:
@@ -165,28 +219,49 @@ def train(
             f"sampler yields [{sampler.batch_size}, {sampler.seq_len}] batches, "
             f"config asks for [{cfg.batch_size}, {cfg.seq_len}]"
         )
+    world = distributed.current()
+    if getattr(sampler, "grad_accum_steps", 1) != cfg.grad_accum_steps or getattr(sampler, "world_size", 1) != world.world_size:
+        raise ValueError(
+            f"sampler is set up for {getattr(sampler, 'grad_accum_steps', 1)} micro-batches x "
+            f"{getattr(sampler, 'world_size', 1)} ranks, the run has {cfg.grad_accum_steps} x {world.world_size}"
+        )
     model.to(device)
     model.train()
     if optimizer is None:
         optimizer = make_optimizer(model, cfg)
+    runner: torch.nn.Module = model
+    if world.enabled:
+        runner = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile and device.type == "cuda":
+        runner = torch.compile(runner)
+    accum = cfg.grad_accum_steps
 
     logs: list[StepLog] = []
-    tokens_per_step = cfg.batch_size * cfg.seq_len
+    tokens_per_step = cfg.batch_size * cfg.seq_len * accum * world.world_size
+    flops_per_token = model_flops_per_token(model.config, cfg.seq_len)
+    peak = peak_flops(device)
     _sync(device)
     window_start, window_steps = time.perf_counter(), 0
     for step in range(start_step, cfg.steps):
         lr = apply_lr(optimizer, step, cfg)
-        x, y = sampler.next()
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with autocast_context(device):
-            _, loss = model(x, y)
-        assert loss is not None
-        # .item() syncs every step; at this model size that is cheap, and it lets
-        # us stop on the first bad step instead of training on garbage.
-        loss_value = loss.item()
+        loss_sum = 0.0
+        for micro in range(accum):
+            x, y = sampler.next()
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            # Gradients are all-reduced only on the last micro-batch of a step.
+            last = micro == accum - 1
+            sync = contextlib.nullcontext() if last or not world.enabled else runner.no_sync()  # type: ignore[operator]
+            with sync:
+                with autocast_context(device):
+                    _, loss = runner(x, y)
+                assert loss is not None
+                (loss / accum).backward()
+            # .item() syncs every micro-step; at these sizes that is cheap, and it
+            # lets every rank stop on the first bad step instead of training on garbage.
+            loss_sum += loss.item()
+        loss_value = distributed.mean_across_ranks(loss_sum / accum, device)
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"loss became {loss_value} at step {step} (lr {lr:.3g})")
-        loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
@@ -197,7 +272,9 @@ def train(
             _sync(device)
             now = time.perf_counter()
             elapsed = max(now - window_start, 1e-9)
-            entry = StepLog(step=step, loss=loss_value, lr=lr, tokens_per_s=window_steps * tokens_per_step / elapsed)
+            tokens_per_s = window_steps * tokens_per_step / elapsed
+            mfu = None if peak is None else tokens_per_s * flops_per_token / (peak * world.world_size)
+            entry = StepLog(step=step, loss=loss_value, lr=lr, tokens_per_s=tokens_per_s, mfu=mfu)
             logs.append(entry)
             if on_log is not None:
                 on_log(entry)

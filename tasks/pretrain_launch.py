@@ -1,0 +1,90 @@
+"""Pretraining over several processes: start `torchrun`, relay its progress, collect its result.
+
+The Prefect task stays in the calling process and only supervises: torchrun owns
+the N training processes (one per GPU, or gloo processes on CPU), so a crashed
+rank takes the whole group down cleanly and the task reports the worker's error.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from llmforge.config import PretrainConfig
+from model.train import StepLog
+from tasks.pretrain_worker import LOG_PREFIX
+
+# Lines of worker output kept to explain a failure.
+_TAIL_LINES = 40
+
+
+class DistributedTrainingError(RuntimeError):
+    """A training process failed; the message carries its exception type and text."""
+
+
+def torchrun_command(nproc: int, spec_path: Path) -> list[str]:
+    """The launcher for one machine; `--standalone` picks a free rendezvous port by itself."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+        "-m", "tasks.pretrain_worker", str(spec_path),
+    ]
+
+
+def pretrain_distributed(
+    tokens_dir: Path,
+    tokenizer_path: Path,
+    checkpoint_dir: Path,
+    config: PretrainConfig,
+    on_log: Callable[[StepLog], None] | None = None,
+    resume: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run `pretrain_stage.pretrain` in `config.nproc` processes and return rank 0's result."""
+    with tempfile.TemporaryDirectory(prefix="llmforge-torchrun-") as tmp:
+        spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
+        spec_path.write_text(json.dumps({
+            "tokens_dir": str(Path(tokens_dir).resolve()),
+            "tokenizer_path": str(Path(tokenizer_path).resolve()),
+            "checkpoint_dir": str(Path(checkpoint_dir).resolve()),
+            "config": config.model_dump(mode="json"),
+            "resume": resume,
+            "result_path": str(result_path),
+        }), encoding="utf-8")
+        env = dict(os.environ)
+        # Each CPU process gets an equal share of the cores instead of all of them each.
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // config.nproc)))
+        tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        with subprocess.Popen(
+            torchrun_command(config.nproc, spec_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, env=env,
+        ) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                if line.startswith(LOG_PREFIX):
+                    if on_log is not None:
+                        on_log(StepLog(**json.loads(line[len(LOG_PREFIX):])))
+                    continue
+                tail.append(line)
+                if echo is not None:
+                    echo(line)
+            returncode = proc.wait()
+        if returncode != 0 or not result_path.is_file():
+            errors = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(tmp).glob("error-rank*.json"))]
+            if errors:
+                first = errors[0]
+                raise DistributedTrainingError(
+                    f"distributed pretraining failed on rank {first['rank']}: {first['type']}: {first['message']}"
+                )
+            raise DistributedTrainingError(
+                f"distributed pretraining ({config.nproc} processes) failed with exit code {returncode}; "
+                "last worker output:\n" + "\n".join(tail)
+            )
+        return json.loads(result_path.read_text(encoding="utf-8"))
