@@ -1,0 +1,109 @@
+"""Batches of rendered conversations for supervised fine-tuning.
+
+Each example is a conversation's token ids and its loss mask (1 where the
+assistant speaks). A batch pads its rows to one length; the targets are the next
+token where the mask says the assistant produced it and -1 (ignored by the loss)
+everywhere else, padding included. So the training loop is the pretraining loop,
+unchanged: only the targets differ.
+
+Examples are visited in an order shuffled per epoch; like the pretraining
+samplers, each step draws one global batch (``batch_size * grad_accum_steps *
+world_size`` examples) and rank r's micro-batch m is its slice
+``(m * world_size + r) * batch_size``, so the data of a step does not depend on
+the number of processes, and the state is just the step counter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+PAD_ID = 0  # any valid id: padded positions are never predicted from, nor predicted
+
+
+def example_targets(ids: Sequence[int], mask: Sequence[int]) -> tuple[list[int], list[int]]:
+    """(inputs, targets) of one example: target t is ids[t + 1] if the assistant produced it, else -1."""
+    if len(ids) != len(mask):
+        raise ValueError(f"ids ({len(ids)}) and mask ({len(mask)}) differ in length")
+    if len(ids) < 2:
+        raise ValueError("an example needs at least two tokens")
+    inputs = list(ids[:-1])
+    targets = [int(t) if m else -1 for t, m in zip(ids[1:], mask[1:], strict=True)]
+    return inputs, targets
+
+
+class ConversationBatches:
+    """This rank's padded micro-batches of (inputs, targets), with the samplers' interface."""
+
+    def __init__(
+        self,
+        examples: Sequence[tuple[Sequence[int], Sequence[int]]],
+        batch_size: int,
+        seq_len: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        grad_accum_steps: int = 1,
+    ) -> None:
+        if not examples:
+            raise ValueError("no examples to train on")
+        if batch_size <= 0 or seq_len <= 0 or grad_accum_steps <= 0 or world_size <= 0:
+            raise ValueError("batch_size, seq_len, grad_accum_steps and world_size must be positive")
+        self.pairs = [example_targets(ids, mask) for ids, mask in examples]
+        too_long = [i for i, (x, _) in enumerate(self.pairs) if len(x) > seq_len]
+        if too_long:
+            raise ValueError(f"{len(too_long)} examples exceed seq_len {seq_len} (first: #{too_long[0]}); "
+                             "truncate or skip them when rendering")
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.grad_accum_steps = grad_accum_steps
+        self.position = 0
+
+    @property
+    def global_rows(self) -> int:
+        return self.batch_size * self.grad_accum_steps * self.world_size
+
+    @property
+    def steps_done(self) -> int:
+        return self.position // self.grad_accum_steps
+
+    def _example_index(self, k: int) -> int:
+        """The k-th example of the endless, per-epoch-shuffled sequence."""
+        epoch, offset = divmod(k, len(self.pairs))
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.pairs))
+        return int(order[offset])
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        step, micro = divmod(self.position, self.grad_accum_steps)
+        first = step * self.global_rows + (micro * self.world_size + self.rank) * self.batch_size
+        rows = [self.pairs[self._example_index(first + i)] for i in range(self.batch_size)]
+        width = max(len(x) for x, _ in rows)
+        x = torch.full((self.batch_size, width), PAD_ID, dtype=torch.long)
+        y = torch.full((self.batch_size, width), -1, dtype=torch.long)
+        for i, (inputs, targets) in enumerate(rows):
+            x[i, : len(inputs)] = torch.tensor(inputs)
+            y[i, : len(targets)] = torch.tensor(targets)
+        self.position += 1
+        return x, y
+
+    def __iter__(self) -> ConversationBatches:
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.next()
+
+    def state_dict(self) -> dict[str, int | str]:
+        return {"kind": "conversations", "seed": self.seed, "step": self.steps_done, "position": self.position,
+                "global_rows": self.global_rows, "examples": len(self.pairs)}
+
+    def load_state_dict(self, state: dict[str, int | str]) -> None:
+        for key, mine in (("kind", "conversations"), ("global_rows", self.global_rows), ("examples", len(self.pairs))):
+            if state.get(key) != mine:
+                raise ValueError(f"batch state has {key}={state.get(key)!r}, these batches have {mine!r}")
+        self.seed = int(state["seed"])
+        self.position = int(state["step"]) * self.grad_accum_steps
