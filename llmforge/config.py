@@ -308,6 +308,66 @@ class EvaluateConfig(Section):
     compare_checkpoints: list[str] = Field(default_factory=list)
 
 
+# ------------------------------------------------------------ post-training
+
+
+class IdentityConfig(Section):
+    """Who the assistant says it is, in the identity conversations SFT teaches."""
+
+    model_name: str = "llmforge-tiny"
+    maker: str = "the llmforge project"
+
+
+class SftConfig(Section):
+    """Supervised fine-tuning on conversations: loss only on what the assistant says."""
+
+    steps: int = Field(600, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(20, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 25
+    # Built-in generated conversations: how many, and the share of each kind.
+    generated_conversations: int = Field(6000, ge=0)
+    arithmetic_fraction: float = Field(0.8, ge=0, le=1)
+    identity_fraction: float = Field(0.1, ge=0, le=1)
+    refusal_fraction: float = Field(0.1, ge=0, le=1)
+    # Share of the arithmetic answers that compute through the calculator tool.
+    tool_fraction: float = Field(0.7, ge=0, le=1)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    # Conversation files in the `messages` format (JSONL or Parquet, local paths; dataset names when online).
+    conversation_files: list[str] = Field(default_factory=list)
+    too_long: Literal["truncate", "skip"] = "skip"
+    # Held-out generated problems of the RL family, answered greedily after training.
+    eval_problems: int = Field(200, ge=1)
+    eval_max_new_tokens: int = Field(64, ge=1)
+
+
+class RlConfig(Section):
+    """GRPO-style reinforcement learning on generated problems with checkable answers."""
+
+    family: str = "two_number_lt100"
+    steps: int = Field(60, ge=1)
+    prompts_per_step: int = Field(8, ge=1)
+    samples_per_prompt: int = Field(8, ge=2, description="K answers sampled per prompt; advantages are relative to them")
+    temperature: float = Field(1.0, gt=0)
+    top_k: int | None = 50
+    max_new_tokens: int = Field(48, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 5
+    # The fixed held-out evaluation before and after: pass@1 and pass@k from `eval_samples` per problem.
+    eval_problems: int = Field(500, ge=1)
+    eval_samples: int = Field(16, ge=1)
+    eval_temperature: float = Field(1.0, gt=0)
+
+
 class ChatConfig(Section):
     temperature: float = 0.8
     top_k: int = 50
@@ -322,6 +382,8 @@ class PipelineConfig(Section):
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    sft: SftConfig = Field(default_factory=SftConfig)
+    rl: RlConfig = Field(default_factory=RlConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)
 
     @model_validator(mode="after")

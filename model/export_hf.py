@@ -47,21 +47,80 @@ EOS_TOKEN = "<|assistant_end|>"
 # do not also mask the real end-of-reply or document-separator tokens.
 PAD_TOKEN = "<|reserved_0|>"
 
-# Roles the chat format knows (`tasks/chat.py` builds "<|{role}_start|>" from them).
+# Roles the chat format knows (`model/chat_format.py` builds "<|{role}_start|>" from them).
 CHAT_ROLES: tuple[str, ...] = ("system", "user", "assistant")
 
-# Jinja template mirroring `tasks.chat.render_prompt`: BOS, then each turn wrapped in
-# its role's start/end tokens, then <|assistant_start|> where the reply begins. Content
-# is inserted verbatim (render_prompt does not strip or add whitespace either).
+# Jinja template mirroring `model.chat_format.render_prompt` (with add_generation_prompt)
+# and `render_conversation`'s ids (without it): BOS, each turn wrapped in its role's
+# start/end tokens, content inserted verbatim (no stripping, no added whitespace).
+# Assistant turns may hold tool parts, in either spelling `chat_format` accepts:
+# * content as a list of {"type": "text"|"tool_call"|"tool_output", "text": ...} parts;
+# * OpenAI style: `tool_calls` (function "calculator", arguments as a dict with
+#   "expression": Jinja cannot parse a JSON string, so string arguments are refused),
+#   answered by the `tool` messages that follow, in order; an assistant message right
+#   after them continues the same turn (no new <|assistant_start|>).
+# With add_generation_prompt, a conversation that ends waiting for the model after a
+# tool output is left open instead of starting a new turn, as render_prompt does.
+# What the model writes (text, tool calls, <|assistant_end|>; not tool outputs) sits in
+# {% generation %} blocks, so `apply_chat_template(..., return_assistant_tokens_mask=True)`
+# gives render_conversation's loss mask.
 CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{% if message['role'] not in ['system', 'user', 'assistant'] %}"
-    "{{ raise_exception('unsupported chat role: ' + message['role']) }}"
-    "{% endif %}"
-    "{{ '<|' + message['role'] + '_start|>' + message['content'] + '<|' + message['role'] + '_end|>' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant_start|>' }}{% endif %}"
+    "{%- set ns = namespace(open=false, last='none') -%}"
+    "{{- bos_token -}}"
+    "{%- for message in messages -%}"
+    "{%- set i = loop.index0 -%}"
+    "{%- set role = message['role'] -%}"
+    "{%- set content = message['content'] if 'content' in message else none -%}"
+    "{%- if role == 'tool' -%}"
+    # Nothing here: rendered with the tool_calls of the assistant message before it.
+    "{%- elif role not in ['system', 'user', 'assistant'] -%}"
+    "{{- raise_exception('unsupported chat role: ' + role) -}}"
+    "{%- elif role != 'assistant' -%}"
+    "{{- '<|' + role + '_start|>' -}}"
+    "{%- if content is string -%}{{- content -}}"
+    "{%- elif content is not none -%}{%- for part in content -%}{{- part['text'] -}}{%- endfor -%}{%- endif -%}"
+    "{{- '<|' + role + '_end|>' -}}"
+    "{%- else -%}"
+    # A new turn, unless this message continues the turn whose tool outputs precede it.
+    "{%- if i == 0 or messages[i - 1]['role'] != 'tool' -%}"
+    "{{- '<|assistant_start|>' -}}{%- set ns.last = 'none' -%}"
+    "{%- endif -%}"
+    "{%- if content is string -%}"
+    "{%- generation -%}{{- content -}}{%- endgeneration -%}{%- if content -%}{%- set ns.last = 'text' -%}{%- endif -%}"
+    "{%- elif content is not none -%}"
+    "{%- for part in content -%}"
+    "{%- if part['type'] == 'tool_call' -%}"
+    "{%- generation -%}{{- '<|tool_call_start|>' + part['text'] + '<|tool_call_end|>' -}}{%- endgeneration -%}"
+    "{%- elif part['type'] == 'tool_output' -%}{{- '<|tool_output_start|>' + part['text'] + '<|tool_output_end|>' -}}"
+    "{%- else -%}{%- generation -%}{{- part['text'] -}}{%- endgeneration -%}{%- endif -%}"
+    "{%- if part['type'] != 'text' or part['text'] -%}{%- set ns.last = part['type'] -%}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{%- set calls = message['tool_calls'] if 'tool_calls' in message and message['tool_calls'] else [] -%}"
+    "{%- for call in calls -%}"
+    "{%- set args = call['function']['arguments'] -%}"
+    "{%- if args is string -%}"
+    "{{- raise_exception('tool_calls arguments must be a dict with an expression, not a JSON string') -}}"
+    "{%- endif -%}"
+    "{%- set reply = messages[i + 1 + loop.index0]['content'] -%}"
+    "{%- generation -%}{{- '<|tool_call_start|>' + args['expression'] + '<|tool_call_end|>' -}}{%- endgeneration -%}"
+    "{{- '<|tool_output_start|>' -}}"
+    "{%- if reply is string -%}{{- reply -}}"
+    "{%- elif reply is not none -%}{%- for part in reply -%}{{- part['text'] -}}{%- endfor -%}{%- endif -%}"
+    "{{- '<|tool_output_end|>' -}}"
+    "{%- set ns.last = 'tool_output' -%}"
+    "{%- endfor -%}"
+    "{%- set nxt = i + 1 + calls | length -%}"
+    "{%- if calls and nxt < messages | length and messages[nxt]['role'] == 'assistant' -%}"
+    # The turn goes on in the next message.
+    "{%- elif nxt >= messages | length and add_generation_prompt and ns.last == 'tool_output' -%}"
+    "{%- set ns.open = true -%}"
+    "{%- else -%}"
+    "{%- generation -%}{{- '<|assistant_end|>' -}}{%- endgeneration -%}"
+    "{%- endif -%}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt and not ns.open -%}{{- '<|assistant_start|>' -}}{%- endif -%}"
 )
 
 WEIGHTS_FILE = "model.safetensors"
@@ -212,7 +271,7 @@ def export_hf(model: GPT, tokenizer_path: Path, out_dir: Path, chat_template: st
     """Write `out_dir` as a HF Llama model directory: config, weights, tokenizer, generation config.
 
     `chat_template` overrides the default Jinja template (`CHAT_TEMPLATE`, which renders
-    `tasks.chat.render_prompt`'s format). Files already in `out_dir` with the same names
+    `model.chat_format`'s format). Files already in `out_dir` with the same names
     are replaced; other files are left alone.
     """
     tokenizer_path, out_dir = Path(tokenizer_path), Path(out_dir)

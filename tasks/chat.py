@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from llmforge.config import ChatConfig
+from model import chat_format
 from model.checkpoint import load_checkpoint
 from model.generate import generate
 from model.gpt import GPT
@@ -24,13 +27,32 @@ def latest_checkpoint(workdir: Path) -> Path:
     raise FileNotFoundError(f"no checkpoint in {Path(workdir) / 'checkpoints'}: run `llmforge pretrain` first")
 
 
-def render_prompt(tokenizer: BpeTokenizer, history: list[tuple[str, str]]) -> list[int]:
-    """The conversation so far in the chat format, ending where the assistant's turn begins."""
-    ids = [tokenizer.bos_id]
-    for role, text in history:
-        ids += [tokenizer.token_id(f"<|{role}_start|>"), *tokenizer.encode(text), tokenizer.token_id(f"<|{role}_end|>")]
-    ids.append(tokenizer.token_id("<|assistant_start|>"))
-    return ids
+Turn = Mapping[str, Any] | tuple[str, str]
+
+# Tool calls allowed within one reply: a model stuck in a call loop must still answer.
+MAX_TOOL_CALLS_PER_REPLY = 4
+
+
+def _as_message(turn: Turn) -> Mapping[str, Any]:
+    # (role, text) pairs were this module's history format before `messages`; still accepted.
+    if isinstance(turn, tuple):
+        role, text = turn
+        return {"role": role, "content": text}
+    return turn
+
+
+def render_prompt(tokenizer: BpeTokenizer, history: Sequence[Turn]) -> list[int]:
+    """The conversation so far in the chat format (`model.chat_format`), ending where the assistant's turn begins."""
+    return chat_format.render_prompt(tokenizer, [_as_message(t) for t in history])
+
+
+def _complete_parts(parts: list[dict[str, str]]) -> list[dict[str, str]]:
+    """`parts` without a trailing tool call that got no output (generation cut mid-call):
+    the history must stay a valid conversation for the next prompt."""
+    parts = list(parts)
+    while parts and parts[-1]["type"] == "tool_call":
+        parts.pop()
+    return parts
 
 
 class ChatSession:
@@ -40,15 +62,42 @@ class ChatSession:
         self.model.eval()
         self.tokenizer = BpeTokenizer.from_file(tokenizer_path)
         self.config = config
+        # Two views of the conversation: `history` as (role, text) pairs for display (and for
+        # callers written before tool calls existed), `messages` in full (tool parts included,
+        # see model.chat_format), which is what the next prompt is rendered from.
         self.history: list[tuple[str, str]] = []
+        self.messages: list[dict[str, Any]] = []
+        self.last_parts: list[dict[str, str]] = []  # the last reply's text/tool parts
         self.generator = torch.Generator().manual_seed(config.seed)
 
     def reply(self, message: str) -> str:
+        """Generate the assistant's answer to `message`, running calculator calls along the way."""
+        tok = self.tokenizer
+        self.messages.append({"role": "user", "content": message})
         self.history.append(("user", message))
-        end = self.tokenizer.token_id("<|assistant_end|>")
-        ids = generate(self.model, render_prompt(self.tokenizer, self.history), self.config.max_new_tokens,
-                       temperature=self.config.temperature, top_k=self.config.top_k,
-                       stop_ids={end, self.tokenizer.bos_id}, generator=self.generator)
-        text = self.tokenizer.decode([i for i in ids if i not in (end, self.tokenizer.bos_id)]).strip()
+        end, bos = tok.token_id("<|assistant_end|>"), tok.bos_id
+        call_start, call_end = tok.token_id("<|tool_call_start|>"), tok.token_id("<|tool_call_end|>")
+        prompt = render_prompt(tok, self.messages)
+        out: list[int] = []
+        budget = self.config.max_new_tokens
+        calls = 0
+        # `generate` has no tool hook: stop at the end of a call, append the calculator's
+        # output (as the engine's hook would), and continue. Forced tokens do not count
+        # against max_new_tokens, as in the engine.
+        while budget > 0:
+            stops = {end, bos} | ({call_end} if calls < MAX_TOOL_CALLS_PER_REPLY else set())
+            new = generate(self.model, prompt + out, budget, temperature=self.config.temperature,
+                           top_k=self.config.top_k, stop_ids=stops, generator=self.generator)  # fmt: skip
+            out += new
+            budget -= len(new)
+            if not new or new[-1] != call_end or budget <= 0:
+                break
+            calls += 1
+            start = max((i for i, t in enumerate(out) if t == call_start), default=-1)
+            out += chat_format.tool_feedback(tok, out[start + 1 : -1])
+        parts = _complete_parts(chat_format.parse_assistant(tok, out))
+        self.last_parts = parts
+        self.messages.append({"role": "assistant", "content": parts})
+        text = chat_format.assistant_text(parts).strip()
         self.history.append(("assistant", text))
         return text

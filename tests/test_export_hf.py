@@ -1,4 +1,4 @@
-"""The HF export computes the same logits as our GPT and tokenizes chats like `render_prompt`."""
+"""The HF export computes the same logits as our GPT and tokenizes chats like `model.chat_format`."""
 
 from __future__ import annotations
 
@@ -93,7 +93,8 @@ def test_rejects_tokenizer_larger_than_model(tmp_path: Path, tokenizer_path: Pat
 
 
 def test_tokenizer_and_chat_template(tmp_path: Path, tokenizer_path: Path) -> None:
-    from tasks.chat import render_prompt
+    from model.chat_format import render_conversation, render_prompt
+    from tasks.chat import render_prompt as chat_render_prompt
 
     ours = BpeTokenizer.from_file(tokenizer_path)
     export_hf(_model(ours.vocab_size, 0, False), tokenizer_path, tmp_path)
@@ -105,16 +106,55 @@ def test_tokenizer_and_chat_template(tmp_path: Path, tokenizer_path: Path) -> No
     for text in SENTENCES[:5] + ["  leading spaces and trailing  ", "x=1+22*333/4444"]:
         assert hf_tok.encode(text, add_special_tokens=False) == ours.encode(text)
 
-    def chat_ids(messages: list[dict[str, str]]) -> list[int]:
-        out = hf_tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    def chat_ids(messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
+        out = hf_tok.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=True)
         # Depending on the transformers version this is a list or a BatchEncoding.
         return list(out["input_ids"] if hasattr(out, "keys") else out)
 
-    assert chat_ids([{"role": "user", "content": "Hi"}]) == render_prompt(ours, [("user", "Hi")])
+    assert chat_ids([{"role": "user", "content": "Hi"}]) == render_prompt(ours, [{"role": "user", "content": "Hi"}])
+    assert chat_ids([{"role": "user", "content": "Hi"}]) == chat_render_prompt(ours, [("user", "Hi")])
     history = [("system", "Be brief."), ("user", "Hello there!"), ("assistant", " Hi. "), ("user", "12345?")]
     messages = [{"role": r, "content": c} for r, c in history]
-    assert chat_ids(messages) == render_prompt(ours, history)
+    assert chat_ids(messages) == render_prompt(ours, messages) == chat_render_prompt(ours, history)
+    # Without the generation prompt: exactly the training ids.
+    assert chat_ids(messages[:3], add_generation_prompt=False) == render_conversation(ours, messages[:3]).ids
+
+    # Assistant turns with tool parts, in both spellings (OpenAI arguments as a dict).
+    calc = {"type": "function", "function": {"name": "calculator", "arguments": {"expression": "12*7"}}}
+    internal = [
+        {"role": "user", "content": "What is 12 times 7?"},
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "Let me see. "}, {"type": "tool_call", "text": "12*7"},
+            {"type": "tool_output", "text": "84"}, {"type": "text", "text": "\nAnswer: 84"}]},
+        {"role": "user", "content": "Thanks"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Bye"}]},
+    ]  # fmt: skip
+    openai = [
+        internal[0],
+        {"role": "assistant", "content": "Let me see. ", "tool_calls": [calc]},
+        {"role": "tool", "content": "84"},
+        {"role": "assistant", "content": "\nAnswer: 84"},
+        internal[2],
+        {"role": "assistant", "content": "Bye"},  # string content: the same tokens as one text part
+    ]
+    for conv in (internal, openai):
+        assert chat_ids(conv[:-1]) == render_prompt(ours, conv[:-1])
+        assert chat_ids(conv, add_generation_prompt=False) == render_conversation(ours, conv).ids
+        # The generation blocks give our loss mask (tool outputs excluded).
+        conv_ids, conv_mask = render_conversation(ours, conv)
+        out = hf_tok.apply_chat_template(conv, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        assert list(out["input_ids"]) == conv_ids and list(out["assistant_masks"]) == conv_mask
+    # A conversation waiting for the model after a tool output stays open.
+    assert chat_ids(openai[:3]) == render_prompt(ours, openai[:3])
+    assert chat_ids(openai[:3])[-1] == ours.token_id("<|tool_output_end|>")
 
     # Without the generation prompt, the text ends after the last turn.
     text = hf_tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False)
     assert text == "<|bos|><|user_start|>Hi<|user_end|>"
+    # Jinja cannot parse JSON: string arguments are refused loudly rather than rendered wrong.
+    as_string = [openai[0], {"role": "assistant", "tool_calls": [{"type": "function", "function": {
+        "name": "calculator", "arguments": '{"expression": "12*7"}'}}]}, openai[2]]  # fmt: skip
+    with pytest.raises(Exception, match="not a JSON string"):
+        hf_tok.apply_chat_template(as_string, tokenize=False)
+    with pytest.raises(Exception, match="unsupported chat role"):
+        hf_tok.apply_chat_template([{"role": "robot", "content": "Hi"}], tokenize=False)
