@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="output directory")
     export.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"work directory (default: {DEFAULT_WORKDIR})")
     export.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the latest in the work dir)")
+    serve = sub.add_parser("serve", help="web chat page and OpenAI-compatible API for the latest checkpoint")
+    serve.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"work directory (default: {DEFAULT_WORKDIR})")
+    serve.add_argument("--config", default=None, help="YAML file with one section per stage (chat: sampling defaults)")
+    serve.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the latest in the work dir)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: local only)")
+    serve.add_argument("--port", type=int, default=8000)
     dash = sub.add_parser("dashboard", help="start a local Prefect server, deployments and a worker")
     dash.add_argument("--host", default="127.0.0.1")
     dash.add_argument("--port", type=int, default=4200)
@@ -187,6 +193,19 @@ def _export(args: argparse.Namespace) -> None:
     print(f"exported {checkpoint} to {args.out} (loads with transformers' AutoModelForCausalLM and AutoTokenizer)")
 
 
+def _serve(args: argparse.Namespace) -> None:
+    from tasks.chat import latest_checkpoint
+    from tasks.serve import CheckpointBackend, ServeLimits, run_server
+
+    config = _load_config(args)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(Path(args.workdir))
+    backend = CheckpointBackend(checkpoint, Path(args.workdir) / "tokenizer" / "tokenizer.json", top_k=config.chat.top_k)
+    print(f"serving {checkpoint} on http://{args.host}:{args.port}/ (OpenAI API under /v1)", file=sys.stderr)
+    run_server(backend, host=args.host, port=args.port,
+               limits=ServeLimits(default_max_tokens=config.chat.max_new_tokens,
+                                  default_temperature=config.chat.temperature))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "dashboard":
@@ -203,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             _tokens(args)
         elif args.command == "export":
             _export(args)
+        elif args.command == "serve":
+            _serve(args)
         else:
             _print_outcome(_run_stages(args), args.json)
     except KeyboardInterrupt:

@@ -1,8 +1,10 @@
-"""Autoregressive sampling from a GPT.
+"""Autoregressive sampling from a GPT: the simple one-sequence entry point.
 
-Every step re-runs the model on the (cropped) context. That is quadratic in the
-output length but has no cache to get wrong; a KV cache can replace the body
-later without changing the signature.
+`generate` keeps its original signature and meaning (new ids only, a stop id
+ends generation and is included, a context longer than the model's is cut to
+its most recent tokens) but now runs on the KV-cached engine in
+`model/engine.py`, which also offers top-p, batches, many samples per prompt,
+streaming and tool calls.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from collections.abc import Collection
 
 import torch
 
-from model.gpt import GPT, autocast_context
+from model.engine import GenerationParams, sample_tokens, stream
+from model.gpt import GPT
 
 
 def sample_next(
@@ -19,19 +22,10 @@ def sample_next(
     temperature: float = 1.0,
     top_k: int | None = None,
     generator: torch.Generator | None = None,
+    top_p: float | None = None,
 ) -> int:
     """Pick one token id from a 1-D logits vector; temperature 0 means argmax."""
-    if temperature == 0:
-        return int(torch.argmax(logits).item())
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.numel():
-        kth_best = torch.topk(logits, top_k).values[-1]
-        logits = logits.masked_fill(logits < kth_best, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    if generator is not None and generator.device != probs.device:
-        # torch.multinomial needs the generator on the tensor's device.
-        probs = probs.to(generator.device)
-    return int(torch.multinomial(probs, num_samples=1, generator=generator).item())
+    return int(sample_tokens(logits[None], temperature, top_k, top_p, generator)[0].item())
 
 
 @torch.no_grad()
@@ -43,26 +37,18 @@ def generate(
     top_k: int | None = None,
     stop_ids: Collection[int] = (),
     generator: torch.Generator | None = None,
+    top_p: float | None = None,
+    slide_keep: int | None = None,
 ) -> list[int]:
-    """Return only the newly generated ids; a stop id ends generation and is included."""
+    """Return only the newly generated ids; a stop id ends generation and is included.
+
+    Generation never stops for lack of context: it slides (see `model/engine.py`;
+    `slide_keep=model.config.seq_len` reproduces the uncached sliding window exactly).
+    """
     if not prompt_ids:
         raise ValueError("prompt_ids must hold at least one token (e.g. BOS)")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
-    device = next(model.parameters()).device
-    context_len = model.config.seq_len
-    stop = frozenset(int(i) for i in stop_ids)
-    ids = [int(i) for i in prompt_ids]
-    new_ids: list[int] = []
-    for _ in range(max_new_tokens):
-        idx = torch.tensor([ids[-context_len:]], dtype=torch.long, device=device)
-        with autocast_context(device):
-            logits, _ = model(idx)
-        next_id = sample_next(logits[0, -1], temperature, top_k, generator)
-        ids.append(next_id)
-        new_ids.append(next_id)
-        if next_id in stop:
-            break
-    return new_ids
+    params = GenerationParams(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+        stop_ids=stop_ids, overflow="slide", slide_keep=slide_keep,
+    )  # fmt: skip
+    return list(stream(model, prompt_ids, params, generator=generator))

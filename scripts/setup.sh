@@ -27,4 +27,10 @@ if ! ldconfig -p 2>/dev/null | grep -q libmagic.so.1; then
   fi
 fi
 
+# The chat page's browser test drives a headless Chromium (Debian's chromium + chromium-driver).
+# Optional for using llmforge: without it that one test is skipped outside CI.
+if ! scripts/install_browser.sh; then
+  echo "warning: chromium/chromedriver not installed; the browser test of the chat page will be skipped" >&2
+fi
+
 "${PIP[@]}" install -e .

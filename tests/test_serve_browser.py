@@ -1,0 +1,184 @@
+"""The chat page in headless Chromium (selenium): type a message, watch the reply stream in,
+keep a multi-turn history, start a new chat.
+
+Needs Debian's `chromium` and `chromium-driver` (`scripts/install_browser.sh`). Without
+them the test is skipped, except under CI (the `CI` environment variable), where a
+missing browser is a failure: CI must run it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tasks.serve import BackgroundServer, FakeBackend, ServeLimits, create_app
+
+MODEL = "llmforge-fake"
+
+# Flags that keep Chromium from reaching outside hosts (component updates, field trials,
+# first-run pages) and let it run as root in a container without a GPU.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-dev-shm-usage",
+    "--window-size=1000,800",
+)
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must run the browser test (run scripts/install_browser.sh)")
+    pytest.skip(f"{reason} (install with scripts/install_browser.sh)")
+
+
+def _find(*names: str) -> str | None:
+    return next((path for name in names if (path := shutil.which(name))), None)
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _unavailable("the selenium package is not installed")
+    browser = _find("chromium", "chromium-browser")
+    chromedriver = _find("chromedriver")
+    if browser is None or chromedriver is None:
+        missing = " and ".join(n for n, p in (("chromium", browser), ("chromedriver", chromedriver)) if p is None)
+        _unavailable(f"{missing} not found on PATH")
+
+    options = webdriver.ChromeOptions()
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    # A fresh profile per run: no state, extensions or sign-in from anyone's real profile.
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    # Both paths given explicitly, so Selenium Manager never tries to download a browser or driver.
+    options.binary_location = browser
+    service = Service(executable_path=chromedriver, log_output=subprocess.DEVNULL)
+    web = webdriver.Chrome(options=options, service=service)
+    web.set_page_load_timeout(15)
+    try:
+        yield web
+    finally:
+        web.quit()
+
+
+@pytest.fixture()
+def backend() -> FakeBackend:
+    # Slow enough that the reply visibly arrives in several pieces.
+    return FakeBackend(model_name=MODEL, delay_s=0.06, chars_per_token=2)
+
+
+@pytest.fixture()
+def server(backend: FakeBackend) -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_app(backend, ServeLimits())) as live:
+        yield live
+
+
+def _wait(driver: Any, condition: Any, timeout: float = 10.0) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+
+
+def _record_assistant_text(driver: Any) -> None:
+    """Start recording every text the last assistant bubble shows (to prove it streamed)."""
+    driver.execute_script(
+        """
+        window.__seen = [];
+        const view = document.getElementById("conversation");
+        new MutationObserver(() => {
+          const replies = view.querySelectorAll(".message.assistant");
+          if (replies.length) window.__seen.push(replies[replies.length - 1].textContent);
+        }).observe(view, {subtree: true, childList: true, characterData: true});
+        """
+    )
+
+
+def _send(driver: Any, text: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = driver.find_element(By.ID, "input")
+    box.send_keys(text)
+    box.send_keys(Keys.ENTER)
+    # The reply is finished when the page is idle again and the bubble has text.
+    _wait(driver, lambda d: d.execute_script("return document.body.dataset.state") == "idle"
+          and d.find_elements(By.CSS_SELECTOR, ".message.assistant"))  # fmt: skip
+
+
+def _bubbles(driver: Any) -> list[tuple[str, str]]:
+    from selenium.webdriver.common.by import By
+
+    return [(e.get_attribute("data-role"), e.text) for e in driver.find_elements(By.CSS_SELECTOR, ".message")]
+
+
+def test_chat_page_streams_replies_and_keeps_history(driver: Any, server: BackgroundServer, backend: FakeBackend) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(server.url + "/")
+    _wait(driver, lambda d: d.find_element(By.ID, "model-name").text == MODEL)
+
+    # The temperature slider's value is what the request carries.
+    slider = driver.find_element(By.ID, "temperature")
+    driver.execute_script(
+        "arguments[0].value = '0.3'; arguments[0].dispatchEvent(new Event('input'));", slider
+    )
+    assert driver.find_element(By.ID, "temperature-value").text == "0.3"
+
+    _record_assistant_text(driver)
+    _send(driver, "hello browser")
+    expected = "Echo: hello browser"
+    _wait(driver, lambda d: _bubbles(d) == [("user", "hello browser"), ("assistant", expected)])
+    seen = [t for t in driver.execute_script("return window.__seen") if t]
+    # Streamed: the bubble showed several growing prefixes before the whole reply.
+    partial = {t for t in seen if t != expected}
+    assert len(partial) >= 3, seen
+    assert all(expected.startswith(t) for t in seen), seen
+    assert backend.calls[-1]["temperature"] == pytest.approx(0.3)
+
+    # Multi-turn: the second request carries the whole conversation.
+    _send(driver, "and again")
+    _wait(driver, lambda d: len(_bubbles(d)) == 4 and _bubbles(d)[-1] == ("assistant", "Echo: and again"))
+    assert [(m["role"], m["content"]) for m in backend.calls[-1]["messages"]] == [
+        ("user", "hello browser"),
+        ("assistant", expected),
+        ("user", "and again"),
+    ]
+
+    # New chat: the view is cleared and the next request starts a fresh history.
+    driver.find_element(By.ID, "new-chat").click()
+    assert _bubbles(driver) == []
+    _send(driver, "fresh start")
+    _wait(driver, lambda d: _bubbles(d) == [("user", "fresh start"), ("assistant", "Echo: fresh start")])
+    assert [m["content"] for m in backend.calls[-1]["messages"]] == ["fresh start"]
+
+
+def test_page_is_self_contained(server: BackgroundServer) -> None:
+    """No CDN: every script and stylesheet the page names is served by this server."""
+    import re
+
+    import httpx
+
+    html = httpx.get(server.url + "/").text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), assets
+    for asset in assets:
+        assert httpx.get(server.url + asset).status_code == 200, asset
+    web_dir = Path(__file__).resolve().parent.parent / "tasks" / "web"
+    for source in web_dir.iterdir():
+        assert "http://" not in source.read_text() and "https://" not in source.read_text(), source
