@@ -151,7 +151,8 @@ def _chat(args: argparse.Namespace) -> None:
     checkpoint = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(Path(args.workdir))
     session = ChatSession(checkpoint, Path(args.workdir) / "tokenizer" / "tokenizer.json", config.chat)
     if args.prompt is not None:
-        print(session.reply(args.prompt))
+        session.reply(args.prompt, on_text=lambda delta: print(delta, end="", flush=True))
+        print()
         return
     print(f"chatting with {checkpoint} (empty line or Ctrl-D to quit)")
     while True:
@@ -161,7 +162,9 @@ def _chat(args: argparse.Namespace) -> None:
             break
         if not message:
             break
-        print(f"llm> {session.reply(message)}")
+        print("llm> ", end="", flush=True)
+        session.reply(message, on_text=lambda delta: print(delta, end="", flush=True))
+        print()
 
 
 def _tokens(args: argparse.Namespace) -> None:

@@ -319,9 +319,13 @@ class IdentityConfig(Section):
 
 
 class SftConfig(Section):
-    """Supervised fine-tuning on conversations: loss only on what the assistant says."""
+    """Supervised fine-tuning on conversations: loss only on what the assistant says.
 
-    steps: int = Field(600, ge=1)
+    The defaults take the tiny base model of the sample run from 0% to about 84% greedy accuracy
+    on the held-out two-number problems (1,500 steps, about 4 minutes on 2 CPU cores).
+    """
+
+    steps: int = Field(1500, ge=1)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     warmup_steps: int = Field(20, ge=0)
@@ -332,7 +336,8 @@ class SftConfig(Section):
     log_every: int = 25
     # Built-in generated conversations: how many, and the share of each kind.
     generated_conversations: int = Field(6000, ge=0)
-    arithmetic_fraction: float = Field(0.8, ge=0, le=1)
+    arithmetic_fraction: float = Field(0.7, ge=0, le=1)
+    multi_step_fraction: float = Field(0.1, ge=0, le=1)
     identity_fraction: float = Field(0.1, ge=0, le=1)
     refusal_fraction: float = Field(0.1, ge=0, le=1)
     # Share of the arithmetic answers that compute through the calculator tool.

@@ -146,6 +146,7 @@ def outcome(spec: StageSpec, workdir: Path, status: str, manifest: dict[str, Any
         "status": status,
         "outputs": {name: str(workdir / rel) for name, rel in spec.outputs.items()},
         "metrics": manifest.get("metrics", {}),
+        "seconds": (manifest.get("timings") or {}).get("total_s"),
     }
 
 

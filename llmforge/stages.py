@@ -98,6 +98,30 @@ STAGES: dict[str, StageSpec] = {
             libraries=("torch",),
             extra={"inputs_ref": "tasks.evaluate_stage:describe_evaluate_inputs"},
         ),
+        StageSpec(
+            name="sft",
+            help="base checkpoint → chat model (supervised fine-tuning on conversations)",
+            config_class=cfg.SftConfig,
+            flow_ref="flows.sft:sft_flow",
+            upstream=("pretrain", "tokenize"),
+            outputs={"checkpoint": "checkpoints/sft", "report": "reports/sft.md"},
+            manifest="checkpoints/sft/manifest.json",
+            code_modules=("tasks.sft_stage", "tasks.sft_data", "tasks.conversations", "tasks.problem_solving",
+                          "tasks.pass_at_k", "model"),
+            libraries=("torch", "datasets"),
+            extra={"inputs_ref": "tasks.sft_stage:describe_sft_inputs"},
+        ),
+        StageSpec(
+            name="rl",
+            help="chat model → better problem solver (GRPO on problems with checkable answers)",
+            config_class=cfg.RlConfig,
+            flow_ref="flows.rl:rl_flow",
+            upstream=("sft", "tokenize"),
+            outputs={"checkpoint": "checkpoints/rl", "report": "reports/rl.md"},
+            manifest="checkpoints/rl/manifest.json",
+            code_modules=("tasks.rl_stage", "tasks.sft_data", "tasks.problem_solving", "tasks.pass_at_k", "model"),
+            libraries=("torch",),
+        ),
     )
 }
 

@@ -43,9 +43,10 @@ a control token.
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from model import calculator
 from model.tokenizer import SPECIAL_TOKENS, BpeTokenizer
@@ -378,3 +379,57 @@ def tool_feedback(tokenizer: BpeTokenizer, call_ids: Sequence[int]) -> list[int]
     result = calculator.evaluate(expression)
     start, end = tokenizer.token_id("<|tool_output_start|>"), tokenizer.token_id("<|tool_output_end|>")
     return [start, *tokenizer.encode(result), end]
+
+
+class ReplyDecoder:
+    """Generated token ids -> text deltas, for whatever streams a reply (terminal, chat page, API).
+
+    * Text tokens become bytes, fed to an incremental UTF-8 decoder: a character
+      split across tokens is held back until its last byte arrives, so no delta
+      ever carries half a character (invalid bytes become U+FFFD, as in `decode`).
+    * A calculator call (`<|tool_call_start|> E <|tool_call_end|>` then the engine's
+      forced `<|tool_output_start|> R <|tool_output_end|>`) is shown as
+      "[calculator: E = R]" once its output is complete.
+    * Any other control token is dropped (a model straying into another role's markers).
+    """
+
+    def __init__(self, tokenizer: BpeTokenizer) -> None:
+        self._tok = tokenizer
+        self._n_special = len(SPECIAL_TOKENS)
+        tid = tokenizer.token_id
+        self._call_start, self._call_end = tid("<|tool_call_start|>"), tid("<|tool_call_end|>")
+        self._out_start, self._out_end = tid("<|tool_output_start|>"), tid("<|tool_output_end|>")
+        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._section: Literal["text", "call", "output"] = "text"
+        self._call: list[int] = []
+        self._output: list[int] = []
+
+    def feed(self, token: int) -> str:
+        """The text that `token` completes (often "", e.g. inside a character or a tool call)."""
+        if token == self._call_start:
+            self._section, self._call = "call", []
+            return self._text.decode(b"", final=True)  # a tool call ends any pending character
+        if token == self._call_end:
+            self._section = "text"
+            return ""
+        if token == self._out_start:
+            self._section, self._output = "output", []
+            return ""
+        if token == self._out_end:
+            self._section = "text"
+            expression = self._tok.decode(self._call).strip()
+            result = self._tok.decode(self._output).strip()
+            return f"[calculator: {expression} = {result}]"
+        if token < self._n_special:
+            return ""
+        if self._section == "call":
+            self._call.append(token)
+            return ""
+        if self._section == "output":
+            self._output.append(token)
+            return ""
+        return self._text.decode(self._tok.token_bytes(token))
+
+    def finish(self) -> str:
+        """What is left at the end: an incomplete trailing character becomes U+FFFD."""
+        return self._text.decode(b"", final=True)

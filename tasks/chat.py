@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import torch
 from llmforge.config import ChatConfig
 from model import chat_format
 from model.checkpoint import load_checkpoint
-from model.generate import generate
+from model.engine import GenerationParams, ToolCall, ToolUse, stream
 from model.gpt import GPT
 from model.tokenizer import BpeTokenizer
 
@@ -70,31 +70,41 @@ class ChatSession:
         self.last_parts: list[dict[str, str]] = []  # the last reply's text/tool parts
         self.generator = torch.Generator().manual_seed(config.seed)
 
-    def reply(self, message: str) -> str:
-        """Generate the assistant's answer to `message`, running calculator calls along the way."""
+    def reply(self, message: str, on_text: Callable[[str], None] | None = None) -> str:
+        """Generate the assistant's answer to `message`, running calculator calls along the way.
+
+        `on_text` receives the reply as it is produced (whole characters; a calculator call
+        shows as "[calculator: E = R]"), for a terminal or any other streaming display.
+        """
         tok = self.tokenizer
         self.messages.append({"role": "user", "content": message})
         self.history.append(("user", message))
-        end, bos = tok.token_id("<|assistant_end|>"), tok.bos_id
-        call_start, call_end = tok.token_id("<|tool_call_start|>"), tok.token_id("<|tool_call_end|>")
-        prompt = render_prompt(tok, self.messages)
-        out: list[int] = []
-        budget = self.config.max_new_tokens
         calls = 0
-        # `generate` has no tool hook: stop at the end of a call, append the calculator's
-        # output (as the engine's hook would), and continue. Forced tokens do not count
-        # against max_new_tokens, as in the engine.
-        while budget > 0:
-            stops = {end, bos} | ({call_end} if calls < MAX_TOOL_CALLS_PER_REPLY else set())
-            new = generate(self.model, prompt + out, budget, temperature=self.config.temperature,
-                           top_k=self.config.top_k, stop_ids=stops, generator=self.generator)  # fmt: skip
-            out += new
-            budget -= len(new)
-            if not new or new[-1] != call_end or budget <= 0:
-                break
+
+        def run_tool(call: ToolCall) -> list[int]:
+            nonlocal calls
             calls += 1
-            start = max((i for i, t in enumerate(out) if t == call_start), default=-1)
-            out += chat_format.tool_feedback(tok, out[start + 1 : -1])
+            if calls > MAX_TOOL_CALLS_PER_REPLY:
+                # The answer the model sees, so it stops calling and answers.
+                return [tok.token_id("<|tool_output_start|>"),
+                        *tok.encode(f"error: more than {MAX_TOOL_CALLS_PER_REPLY} calculator calls in one reply"),
+                        tok.token_id("<|tool_output_end|>")]  # fmt: skip
+            return chat_format.tool_feedback(tok, call.body)
+
+        tool = ToolUse(tok.token_id("<|tool_call_start|>"), tok.token_id("<|tool_call_end|>"), run_tool)
+        params = GenerationParams(max_new_tokens=self.config.max_new_tokens, temperature=self.config.temperature,
+                                  top_k=self.config.top_k, stop_ids={tok.token_id("<|assistant_end|>"), tok.bos_id},
+                                  overflow="slide")
+        decoder = chat_format.ReplyDecoder(tok)
+        out: list[int] = []
+        for token in stream(self.model, render_prompt(tok, self.messages), params, self.generator, tool):
+            out.append(token)
+            if on_text is not None:
+                delta = decoder.feed(token)
+                if delta:
+                    on_text(delta)
+        if on_text is not None and (rest := decoder.finish()):
+            on_text(rest)
         parts = _complete_parts(chat_format.parse_assistant(tok, out))
         self.last_parts = parts
         self.messages.append({"role": "assistant", "content": parts})

@@ -32,7 +32,6 @@ GPT checkpoint + BPE tokenizer on the KV-cached engine (`model/engine.py`);
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import json
 import logging
@@ -201,62 +200,6 @@ def _check_messages(messages: list[dict[str, Any]]) -> None:
     normalize_messages(messages)
 
 
-class ReplyDecoder:
-    """Generated token ids -> text deltas for the chat page and the API.
-
-    * Text tokens become bytes, fed to an incremental UTF-8 decoder: a character
-      split across tokens is held back until its last byte arrives, so no delta
-      ever carries half a character (invalid bytes become U+FFFD, as in `decode`).
-    * A calculator call (`<|tool_call_start|> E <|tool_call_end|>` then the engine's
-      forced `<|tool_output_start|> R <|tool_output_end|>`) is shown as
-      "[calculator: E = R]" once its output is complete.
-    * Any other control token is dropped (a model straying into another role's markers).
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        from model.tokenizer import SPECIAL_TOKENS
-
-        self._tok = tokenizer
-        self._n_special = len(SPECIAL_TOKENS)
-        tid = tokenizer.token_id
-        self._call_start, self._call_end = tid("<|tool_call_start|>"), tid("<|tool_call_end|>")
-        self._out_start, self._out_end = tid("<|tool_output_start|>"), tid("<|tool_output_end|>")
-        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._section: Literal["text", "call", "output"] = "text"
-        self._call: list[int] = []
-        self._output: list[int] = []
-
-    def feed(self, token: int) -> str:
-        """The text that `token` completes (often "", e.g. inside a character or a tool call)."""
-        if token == self._call_start:
-            self._section, self._call = "call", []
-            return self._text.decode(b"", final=True)  # a tool call ends any pending character
-        if token == self._call_end:
-            self._section = "text"
-            return ""
-        if token == self._out_start:
-            self._section, self._output = "output", []
-            return ""
-        if token == self._out_end:
-            self._section = "text"
-            expression = self._tok.decode(self._call).strip()
-            result = self._tok.decode(self._output).strip()
-            return f"[calculator: {expression} = {result}]"
-        if token < self._n_special:
-            return ""
-        if self._section == "call":
-            self._call.append(token)
-            return ""
-        if self._section == "output":
-            self._output.append(token)
-            return ""
-        return self._text.decode(self._tok.token_bytes(token))
-
-    def finish(self) -> str:
-        """What is left at the end: an incomplete trailing character becomes U+FFFD."""
-        return self._text.decode(b"", final=True)
-
-
 class CheckpointBackend:
     """Our GPT checkpoint and BPE tokenizer, sampling on the KV-cached engine.
 
@@ -333,6 +276,8 @@ class CheckpointBackend:
         generator = torch.Generator().manual_seed(seed % (1 << 63) if seed is not None else secrets.randbits(63))
         events = stream_batch(self.model, [prompt], params, 1, generator, self._tool())
         generation = Generation(prompt_tokens=len(prompt))
+        from model.chat_format import ReplyDecoder
+
         decoder = ReplyDecoder(self.tokenizer)
 
         def deltas() -> Iterator[str]:
@@ -849,6 +794,6 @@ class BackgroundServer:
 
 
 __all__: Sequence[str] = (
-    "BackgroundServer", "ChatBackend", "CheckpointBackend", "FakeBackend", "Generation", "ReplyDecoder",
+    "BackgroundServer", "ChatBackend", "CheckpointBackend", "FakeBackend", "Generation",
     "ServeLimits", "create_app", "render_chat_prompt", "run_server",
 )  # fmt: skip

@@ -63,4 +63,8 @@ def tiny_pipeline_config(**data_overrides):
     config.evaluate.max_new_tokens = 8
     config.evaluate.prompts = ["The"]
     config.evaluate.multiple_choice_path = str(REPO_ROOT / "tests" / "data" / "hellaswag_tiny.jsonl")
+    config.sft.steps, config.sft.batch_size, config.sft.log_every = 30, 8, 10
+    config.sft.generated_conversations, config.sft.eval_problems, config.sft.eval_max_new_tokens = 200, 8, 24
+    config.rl.steps, config.rl.prompts_per_step, config.rl.samples_per_prompt = 2, 2, 2
+    config.rl.eval_problems, config.rl.eval_samples, config.rl.max_new_tokens = 6, 2, 24
     return config

@@ -204,39 +204,48 @@ def test_tool_feedback(tok: BpeTokenizer) -> None:
 
 
 def test_chat_session_runs_tool_calls(tok: BpeTokenizer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`ChatSession.reply` stops at a call's end, feeds the calculator's output, and resumes."""
+    """`ChatSession.reply` feeds the calculator's output after a call and streams the reply as text."""
     import torch
 
     from llmforge.config import ChatConfig
+    from model.engine import ToolCall
     from tasks import chat
 
     t = tok.token_id
-    script = [
-        [*tok.encode("Let me see. "), t("<|tool_call_start|>"), *tok.encode("12*7"), t("<|tool_call_end|>")],
-        [*tok.encode("\nAnswer: 84"), t("<|assistant_end|>")],
+    replies = [
+        [*tok.encode("Let me see. "), t("<|tool_call_start|>"), *tok.encode("12*7"), t("<|tool_call_end|>"),
+         *tok.encode("\nAnswer: 84"), t("<|assistant_end|>")],
+        [*tok.encode("ok"), t("<|assistant_end|>")],
     ]
     prompts: list[list[int]] = []
 
-    def fake_generate(model: object, prompt_ids: list[int], max_new_tokens: int, **kwargs: object) -> list[int]:
+    def fake_stream(model: object, prompt_ids: list[int], params: object, generator: object, tool: object):
+        """The engine's contract: yield sampled tokens; after a call's end, the hook's tokens."""
         prompts.append(list(prompt_ids))
-        assert t("<|tool_call_end|>") in kwargs["stop_ids"]  # type: ignore[operator]
-        return script[len(prompts) - 1][:max_new_tokens]
+        sequence = list(prompt_ids)
+        for token in replies[len(prompts) - 1]:
+            sequence.append(token)
+            yield token
+            if token == t("<|tool_call_end|>"):
+                start = max(i for i, x in enumerate(sequence) if x == t("<|tool_call_start|>"))
+                for injected in tool.handler(ToolCall(0, sequence[start + 1 : -1], sequence)):  # type: ignore[attr-defined]
+                    sequence.append(injected)
+                    yield injected
 
-    monkeypatch.setattr(chat, "generate", fake_generate)
+    monkeypatch.setattr(chat, "stream", fake_stream)
     session = object.__new__(chat.ChatSession)  # no checkpoint needed: generation is faked
     session.model, session.tokenizer, session.config = None, tok, ChatConfig(max_new_tokens=64)
     session.history, session.messages, session.last_parts, session.generator = [], [], [], torch.Generator()
 
-    assert session.reply("What is 12 times 7?") == "Let me see. \nAnswer: 84"
+    shown: list[str] = []
+    assert session.reply("What is 12 times 7?", on_text=shown.append) == "Let me see. \nAnswer: 84"
+    assert "".join(shown) == "Let me see. [calculator: 12*7 = 84]\nAnswer: 84"
     assert [p["type"] for p in session.last_parts] == ["text", "tool_call", "tool_output", "text"]
     assert session.history[-1] == ("assistant", "Let me see. \nAnswer: 84")
     assert session.messages[-1] == {"role": "assistant", "content": session.last_parts}
-    # The second call continued after the injected output, inside the same turn.
-    assert tok.decode(prompts[1]).endswith("<|tool_call_end|><|tool_output_start|>84<|tool_output_end|>")
     # The next prompt holds the whole previous turn, tool parts included.
-    script.append([*tok.encode("ok"), t("<|assistant_end|>")])
     session.reply("thanks")
-    assert "<|tool_output_start|>84<|tool_output_end|>\nAnswer: 84<|assistant_end|><|user_start|>thanks" in tok.decode(prompts[2])
+    assert "<|tool_output_start|>84<|tool_output_end|>\nAnswer: 84<|assistant_end|><|user_start|>thanks" in tok.decode(prompts[1])
 
 
 def test_chat_render_prompt_accepts_old_pairs(tok: BpeTokenizer) -> None:

@@ -70,8 +70,9 @@ def test_an_upstream_rerun_makes_dependents_stale_even_with_identical_output(tmp
 
 
 def test_downstream_order() -> None:
-    assert downstream_of("data") == ["tokenize", "pretrain", "evaluate"]
-    assert downstream_of("pretrain") == ["evaluate"]
+    assert downstream_of("data") == ["tokenize", "pretrain", "evaluate", "sft", "rl"]
+    assert downstream_of("pretrain") == ["evaluate", "sft", "rl"]
+    assert downstream_of("sft") == ["rl"]
 
 
 def test_config_file_sections_override_defaults(tmp_path: Path) -> None:

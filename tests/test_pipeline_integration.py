@@ -32,7 +32,7 @@ def pipeline_run(prefect_harness, tmp_path_factory):
 
 def test_every_stage_ran_and_outputs_are_consistent(pipeline_run):
     workdir, _, first = pipeline_run
-    assert [s["stage"] for s in first["stages"]] == ["data", "tokenize", "pretrain", "evaluate"]
+    assert [s["stage"] for s in first["stages"]] == ["data", "tokenize", "pretrain", "evaluate", "sft", "rl"]
     assert all(s["status"] == "ran" for s in first["stages"])
 
     manifest = json.loads((workdir / "data" / "manifest.json").read_text())
@@ -62,7 +62,17 @@ def test_every_stage_ran_and_outputs_are_consistent(pipeline_run):
     assert len(evaluation["multiple_choice_skipped"]) == 2
     assert evaluation["samples"] and (workdir / "reports" / "evaluation" / "report.md").is_file()
 
-    for name in ("data", "tokenize", "pretrain", "evaluate"):
+    sft = first["stages"][4]["metrics"]
+    assert sft["final_loss"] < sft["initial_loss"] and 0 <= sft["heldout_accuracy"] <= 1
+    assert (workdir / "checkpoints" / "sft" / "model.safetensors").is_file()
+    rl = first["stages"][5]["metrics"]
+    assert {"pass@1", "pass@1_ci95_low", "pass@1_ci95_high", "pass@2"} <= set(rl["after"])
+    assert (workdir / "checkpoints" / "rl" / "model.safetensors").is_file()
+    card = (workdir / "reports" / "report.md").read_text()
+    assert all(f"| {name} | ran |" in card for name in ("data", "tokenize", "pretrain", "evaluate", "sft", "rl"))
+    assert "pass@1" in card and "held-out accuracy" in card
+
+    for name in ("data", "tokenize", "pretrain", "evaluate", "sft", "rl"):
         from llmforge.stages import STAGES
 
         stage_manifest = json.loads((workdir / STAGES[name].manifest).read_text())
@@ -89,10 +99,10 @@ def test_second_run_skips_and_force_reruns_only_dependents(pipeline_run):
 
     workdir, config, _ = pipeline_run
     again = pipeline_flow(workdir=str(workdir), config=config)
-    assert [s["status"] for s in again["stages"]] == ["skipped"] * 4
+    assert [s["status"] for s in again["stages"]] == ["skipped"] * 6
 
     forced = pipeline_flow(workdir=str(workdir), config=config, force=["tokenize"])
-    assert [s["status"] for s in forced["stages"]] == ["skipped", "ran", "ran", "ran"]
+    assert [s["status"] for s in forced["stages"]] == ["skipped", "ran", "ran", "ran", "ran", "ran"]
 
 
 def test_chat_replies_with_text(pipeline_run):
@@ -124,7 +134,7 @@ def test_cli_json_status_and_chat(pipeline_run, tmp_path):
     code, out, err = _cli("run", "--json", "--workdir", str(workdir), "--config", str(config_file))
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
-    assert [s["status"] for s in result["stages"]] == ["skipped"] * 4
+    assert [s["status"] for s in result["stages"]] == ["skipped"] * 6
     assert result["stages"][0]["outputs"]["documents"].endswith("documents")
 
     code, out, err = _cli("status", "--json", "--workdir", str(workdir), "--config", str(config_file))
@@ -182,11 +192,13 @@ def test_cli_export_loads_in_transformers_with_the_same_logits(pipeline_run, tmp
     from transformers import AutoModelForCausalLM
 
     from model.checkpoint import load_checkpoint
+    from tasks.chat import latest_checkpoint
 
     workdir, _, _ = pipeline_run
     code, out, err = _cli("export", "--format", "hf", "--workdir", str(workdir), "--out", str(tmp_path / "hf"))
     assert code == 0, err
-    ours, _ = load_checkpoint(workdir / "checkpoints" / "base")
+    ours, _ = load_checkpoint(latest_checkpoint(workdir))  # what export picks: the most post-trained model
+    assert latest_checkpoint(workdir).name == "rl"
     theirs = AutoModelForCausalLM.from_pretrained(tmp_path / "hf", dtype=torch.float32).eval()
     ids = torch.randint(0, ours.config.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -17,7 +17,8 @@ import openai
 import pytest
 import torch
 
-from tasks.serve import BackgroundServer, CheckpointBackend, FakeBackend, ReplyDecoder, ServeLimits, create_app
+from model.chat_format import ReplyDecoder
+from tasks.serve import BackgroundServer, CheckpointBackend, FakeBackend, ServeLimits, create_app
 
 MODEL = "llmforge-fake"
 LIMITS = ServeLimits(max_body_bytes=32 * 1024, max_tokens=64, default_max_tokens=32)

@@ -1,0 +1,151 @@
+"""The RL stage's logic: GRPO-style reinforcement learning on problems with checkable answers.
+
+Each step draws fresh training problems of the family, samples K replies per
+problem from the current policy (calculator included), rewards a reply 1 when its
+final answer is right (a tool call alone earns nothing: only the answer counts),
+and takes one policy-gradient step with group-relative advantages
+(`model.grpo`). Tokens the engine injected (tool outputs) are not the policy's
+and get no gradient. Before and after, the model answers the family's fixed
+held-out problems, sampled `eval_samples` times each: pass@1 and pass@k with 95%
+intervals show what RL changed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from llmforge import atomic
+from llmforge.config import RlConfig
+from model.checkpoint import load_checkpoint, save_checkpoint
+from model.grpo import group_advantages, make_rollout_batch, policy_gradient_loss
+from model.tokenizer import BpeTokenizer
+from tasks.pretrain_stage import pick_device
+from tasks.problem_solving import attempt, pass_metrics, problem_prompt_ids, reply_params
+from tasks.sft_data import generate_problem, heldout_set
+
+
+@dataclass
+class RlStepLog:
+    step: int
+    mean_reward: float
+    loss: float
+    groups_with_signal: int  # groups whose K rewards were not all equal
+    policy_tokens: int
+    seconds: float
+
+
+def held_out_metrics(model: Any, tokenizer: BpeTokenizer, config: RlConfig) -> dict[str, float | int]:
+    problems = heldout_set(config.family, n=config.eval_problems)
+    return pass_metrics(model, tokenizer, problems, config.eval_samples, config.eval_temperature, config.top_k,
+                        config.max_new_tokens, seed=config.seed + 1)
+
+
+def rl(
+    sft_dir: Path,
+    tokenizer_path: Path,
+    out_dir: Path,
+    config: RlConfig,
+    on_log: Callable[[RlStepLog], None] | None = None,
+) -> dict[str, Any]:
+    tokenizer = BpeTokenizer.from_file(tokenizer_path)
+    model, sft_state = load_checkpoint(sft_dir)
+    if model.config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(f"checkpoint {sft_dir} has a vocabulary of {model.config.vocab_size}, "
+                         f"the tokenizer {tokenizer_path} {tokenizer.vocab_size}")
+    device = pick_device(config.device)
+    model.to(device)
+    torch.manual_seed(config.seed)
+    before = held_out_metrics(model, tokenizer, config)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, betas=(0.9, 0.95),
+                                  weight_decay=config.weight_decay)
+    rng = random.Random(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    params = reply_params(tokenizer, config.max_new_tokens, config.temperature, config.top_k)
+    k = config.samples_per_prompt
+    history: list[RlStepLog] = []
+    started = time.perf_counter()
+    for step in range(config.steps):
+        step_start = time.perf_counter()
+        problems = [generate_problem(rng, config.family, "train") for _ in range(config.prompts_per_step)]
+        rollouts = attempt(model, tokenizer, problems, k, params, generator)
+        rewards = torch.tensor([float(ok) for row in rollouts.correct for ok in row])
+        advantages = group_advantages(rewards, k)
+        sequences, masks = [], []
+        for problem, row in zip(problems, rollouts.completions, strict=True):
+            prompt = problem_prompt_ids(tokenizer, problem)
+            for completion in row:
+                sequences.append(prompt + completion.tokens)
+                masks.append([0] * len(prompt) + [0 if forced else 1 for forced in completion.forced])
+        batch = make_rollout_batch(sequences, masks, advantages)
+        signal = int((rewards.view(-1, k).std(dim=1) > 0).sum())
+        loss_value = 0.0
+        if signal:  # all-equal groups have zero advantage: no gradient to take
+            model.train()
+            loss = policy_gradient_loss(model, batch)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_value = float(loss.item())
+        entry = RlStepLog(step=step, mean_reward=float(rewards.mean()), loss=loss_value, groups_with_signal=signal,
+                          policy_tokens=int(batch.policy_mask.sum()), seconds=time.perf_counter() - step_start)
+        history.append(entry)
+        if on_log is not None and (step % config.log_every == 0 or step == config.steps - 1):
+            on_log(entry)
+    train_seconds = time.perf_counter() - started
+    after = held_out_metrics(model, tokenizer, config)
+    metrics: dict[str, Any] = {
+        "family": config.family,
+        "steps": config.steps,
+        "samples_per_prompt": k,
+        "train_seconds": round(train_seconds, 2),
+        "mean_reward_first_steps": round(sum(h.mean_reward for h in history[:5]) / min(5, len(history)), 4),
+        "mean_reward_last_steps": round(sum(h.mean_reward for h in history[-5:]) / min(5, len(history)), 4),
+        "before": before,
+        "after": after,
+        "pass@1_gain": round(float(after["pass@1"]) - float(before["pass@1"]), 4),
+    }
+    save_checkpoint(out_dir, model.cpu(), {
+        "stage": "rl",
+        "step": config.steps,
+        "sft_step": sft_state.get("step"),
+        "tokenizer_vocab_size": tokenizer.vocab_size,
+        "rl_config": config.model_dump(mode="json"),
+        "history": [vars(h) for h in history],
+        "metrics": metrics,
+    })
+    return {"metrics": metrics, "history": [vars(h) for h in history]}
+
+
+def rl_report(result: dict[str, Any]) -> str:
+    m = result["metrics"]
+    before, after = m["before"], m["after"]
+    k = before["samples_per_problem"]
+    lines = ["# Reinforcement learning (GRPO on verifiable problems)", "",
+             f"Family `{m['family']}`, {before['problems']} held-out problems, {k} samples each.", "",
+             "| | pass@1 | 95% CI | " + (f"pass@{k} | 95% CI |" if k > 1 else ""),
+             "|---|---:|---|" + ("---:|---|" if k > 1 else "")]
+    for name, row in (("before (SFT)", before), ("after RL", after)):
+        cells = f"| {name} | {row['pass@1']} | {row['pass@1_ci95_low']}–{row['pass@1_ci95_high']} |"
+        if k > 1:
+            cells += f" {row[f'pass@{k}']} | {row[f'pass@{k}_ci95_low']}–{row[f'pass@{k}_ci95_high']} |"
+        lines.append(cells)
+    lines += ["", f"pass@1 gain: {m['pass@1_gain']:+.4f}; mean reward {m['mean_reward_first_steps']} (first steps) → "
+              f"{m['mean_reward_last_steps']} (last steps); {m['steps']} steps in {m['train_seconds']} s.", "",
+              "| step | mean reward | loss | groups with signal | policy tokens |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {h['step']} | {h['mean_reward']:.3f} | {h['loss']:.4f} | {h['groups_with_signal']} | {h['policy_tokens']} |"
+              for h in result["history"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_rl_report(path: Path, result: dict[str, Any]) -> None:
+    atomic.write_text(path, rl_report(result))
