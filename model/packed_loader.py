@@ -38,6 +38,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+from model.batch_split import GlobalBatchSplit
+
 
 @dataclass
 class PackingStats:
@@ -169,7 +171,7 @@ class PackedRows:
         return row
 
 
-class PackedLoader:
+class PackedLoader(GlobalBatchSplit):
     """This rank's micro-batches of packed rows, with the same interface as BatchSampler."""
 
     def __init__(
@@ -184,39 +186,21 @@ class PackedLoader:
         buffer_pieces: int = 128,
         long_documents: Literal["split", "crop"] = "split",
     ) -> None:
-        if batch_size <= 0 or grad_accum_steps <= 0 or world_size <= 0:
-            raise ValueError("batch_size, grad_accum_steps and world_size must be positive")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} outside world of {world_size}")
+        super().__init__(batch_size, rank, world_size, grad_accum_steps)
         self.shards = [Path(s) for s in shards]
-        self.batch_size = batch_size
         self.seq_len = seq_len
         self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.grad_accum_steps = grad_accum_steps
         self.buffer_pieces = buffer_pieces
         self.long_documents = long_documents
         self.rows = PackedRows(self.shards, seq_len, seed, buffer_pieces, long_documents)
-        self.position = 0  # micro-batches handed out by this rank
         self._step_rows: np.ndarray | None = None
 
-    @property
-    def global_rows(self) -> int:
-        return self.batch_size * self.grad_accum_steps * self.world_size
-
-    @property
-    def steps_done(self) -> int:
-        return self.position // self.grad_accum_steps
-
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        micro = self.position % self.grad_accum_steps
+        _, micro, first = self._next_slot()
         if micro == 0:
             self._step_rows = np.stack([self.rows.next_row() for _ in range(self.global_rows)])
         assert self._step_rows is not None
-        first = (micro * self.world_size + self.rank) * self.batch_size
         mine = torch.from_numpy(self._step_rows[first : first + self.batch_size])
-        self.position += 1
         return mine[:, :-1], mine[:, 1:]
 
     def __iter__(self) -> PackedLoader:
@@ -249,5 +233,5 @@ class PackedLoader:
         steps = int(state["step"])
         for _ in range(steps * self.global_rows):
             self.rows.next_row()
-        self.position = steps * self.grad_accum_steps
+        self._resume_at_step(steps)
         self._step_rows = None

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from model.batch_split import GlobalBatchSplit
+
 PAD_ID = 0  # any valid id: padded positions are never predicted from, nor predicted
 
 
@@ -34,7 +36,7 @@ def example_targets(ids: Sequence[int], mask: Sequence[int]) -> tuple[list[int],
     return inputs, targets
 
 
-class ConversationBatches:
+class ConversationBatches(GlobalBatchSplit):
     """This rank's padded micro-batches of (inputs, targets), with the samplers' interface."""
 
     def __init__(
@@ -47,30 +49,18 @@ class ConversationBatches:
         world_size: int = 1,
         grad_accum_steps: int = 1,
     ) -> None:
+        super().__init__(batch_size, rank, world_size, grad_accum_steps)
         if not examples:
             raise ValueError("no examples to train on")
-        if batch_size <= 0 or seq_len <= 0 or grad_accum_steps <= 0 or world_size <= 0:
-            raise ValueError("batch_size, seq_len, grad_accum_steps and world_size must be positive")
+        if seq_len <= 0:
+            raise ValueError("seq_len must be positive")
         self.pairs = [example_targets(ids, mask) for ids, mask in examples]
         too_long = [i for i, (x, _) in enumerate(self.pairs) if len(x) > seq_len]
         if too_long:
             raise ValueError(f"{len(too_long)} examples exceed seq_len {seq_len} (first: #{too_long[0]}); "
                              "truncate or skip them when rendering")
-        self.batch_size = batch_size
         self.seq_len = seq_len
         self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.grad_accum_steps = grad_accum_steps
-        self.position = 0
-
-    @property
-    def global_rows(self) -> int:
-        return self.batch_size * self.grad_accum_steps * self.world_size
-
-    @property
-    def steps_done(self) -> int:
-        return self.position // self.grad_accum_steps
 
     def _example_index(self, k: int) -> int:
         """The k-th example of the endless, per-epoch-shuffled sequence."""
@@ -79,16 +69,15 @@ class ConversationBatches:
         return int(order[offset])
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        step, micro = divmod(self.position, self.grad_accum_steps)
-        first = step * self.global_rows + (micro * self.world_size + self.rank) * self.batch_size
-        rows = [self.pairs[self._example_index(first + i)] for i in range(self.batch_size)]
+        step, _, first = self._next_slot()
+        start = step * self.global_rows + first
+        rows = [self.pairs[self._example_index(start + i)] for i in range(self.batch_size)]
         width = max(len(x) for x, _ in rows)
         x = torch.full((self.batch_size, width), PAD_ID, dtype=torch.long)
         y = torch.full((self.batch_size, width), -1, dtype=torch.long)
         for i, (inputs, targets) in enumerate(rows):
             x[i, : len(inputs)] = torch.tensor(inputs)
             y[i, : len(targets)] = torch.tensor(targets)
-        self.position += 1
         return x, y
 
     def __iter__(self) -> ConversationBatches:
@@ -106,4 +95,4 @@ class ConversationBatches:
             if state.get(key) != mine:
                 raise ValueError(f"batch state has {key}={state.get(key)!r}, these batches have {mine!r}")
         self.seed = int(state["seed"])
-        self.position = int(state["step"]) * self.grad_accum_steps
+        self._resume_at_step(int(state["step"]))

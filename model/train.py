@@ -19,6 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from model import distributed
+from model.batch_split import GlobalBatchSplit
 from model.flops import model_flops_per_token, peak_flops
 from model.gpt import GPT, autocast_context
 from model.optim import apply_lr, lr_at, make_optimizer
@@ -86,15 +87,12 @@ def pack_documents(docs: Iterable[Sequence[int]], seq_len: int) -> torch.Tensor:
     return stream
 
 
-class BatchSampler:
+class BatchSampler(GlobalBatchSplit):
     """Random windows of seq_len + 1 tokens from a stream, as (inputs, next-token targets).
 
-    Each optimizer step draws one global batch of ``batch_size * grad_accum_steps *
-    world_size`` windows from a generator seeded by (seed, step); rank r's micro-batch m
-    is the slice ``(m * world_size + r) * batch_size`` of it. So the windows of a step do
-    not depend on how they are spread over processes and micro-steps: one process
-    accumulating 2 micro-batches sees the same data as two processes with one each,
-    and resuming needs only the step counter.
+    Each optimizer step draws one global batch of windows from a generator seeded by
+    (seed, step) and every rank takes its slice (`model.batch_split`), so resuming needs
+    only the step counter.
     """
 
     def __init__(
@@ -107,43 +105,27 @@ class BatchSampler:
         world_size: int = 1,
         grad_accum_steps: int = 1,
     ) -> None:
+        super().__init__(batch_size, rank, world_size, grad_accum_steps)
         if stream.dim() != 1:
             raise ValueError(f"stream must be 1-D, got shape {tuple(stream.shape)}")
+        if seq_len <= 0:
+            raise ValueError("seq_len must be positive")
         if stream.numel() < seq_len + 1:
             raise ValueError(f"stream has {stream.numel()} tokens; need at least {seq_len + 1}")
-        if batch_size <= 0 or seq_len <= 0 or grad_accum_steps <= 0 or world_size <= 0:
-            raise ValueError("batch_size, seq_len, grad_accum_steps and world_size must be positive")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} outside world of {world_size}")
         self.stream = stream.long()
-        self.batch_size = batch_size
         self.seq_len = seq_len
         self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.grad_accum_steps = grad_accum_steps
-        self.position = 0  # micro-batches handed out so far by this rank
         self._offsets = torch.arange(seq_len + 1)
 
-    @property
-    def global_rows(self) -> int:
-        return self.batch_size * self.grad_accum_steps * self.world_size
-
-    @property
-    def steps_done(self) -> int:
-        return self.position // self.grad_accum_steps
-
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        step, micro = divmod(self.position, self.grad_accum_steps)
+        step, _, first = self._next_slot()
         # SeedSequence mixes (seed, step) well, so neighbouring seeds or steps
         # give unrelated windows.
         rng = np.random.default_rng([self.seed, step])
         max_start = self.stream.numel() - (self.seq_len + 1)
         starts = rng.integers(0, max_start, size=self.global_rows, endpoint=True)
-        first = (micro * self.world_size + self.rank) * self.batch_size
         mine = torch.from_numpy(starts[first : first + self.batch_size])
         windows = self.stream[mine[:, None] + self._offsets]
-        self.position += 1
         return windows[:, :-1], windows[:, 1:]
 
     def __iter__(self) -> BatchSampler:
@@ -167,11 +149,7 @@ class BatchSampler:
         # The same position over a different stream or shape would be a different
         # sequence of batches, silently breaking "resume continues the same run".
         # The split over ranks and micro-steps may change: a step's windows do not depend on it.
-        if "global_rows" in state and int(state["global_rows"]) != self.global_rows:
-            raise ValueError(
-                f"sampler state has a global batch of {state['global_rows']} rows (batch_size x grad_accum_steps "
-                f"x world_size), this sampler has {self.global_rows}"
-            )
+        self._check_global_rows(state, "sampler")
         for key, mine in (
             ("seq_len", self.seq_len),
             ("stream_len", int(self.stream.numel())),
@@ -181,8 +159,7 @@ class BatchSampler:
         if "global_rows" not in state and int(state.get("batch_size", self.batch_size)) != self.batch_size:
             raise ValueError(f"sampler state has batch_size={state['batch_size']}, this sampler has {self.batch_size}")
         self.seed = int(state["seed"])
-        step = int(state["step"]) if "step" in state else int(state["position"])
-        self.position = step * self.grad_accum_steps
+        self._resume_at_step(int(state["step"]) if "step" in state else int(state["position"]))
 
 
 def _sync(device: torch.device) -> None:
