@@ -56,7 +56,7 @@ STAGES: dict[str, StageSpec] = {
             },
             manifest="data/manifest.json",
             code_modules=("tasks.data_stage", "tasks.warc_reader", "tasks.sample_corpus", "tasks.sources",
-                          "tasks.extract", "tasks.langid", "tasks.filters", "tasks.dedup", "tasks.pii"),
+                          "tasks.extract", "tasks.extract_speedups", "tasks.langid", "tasks.filters", "tasks.dedup", "tasks.pii"),
             # The URL lists ship in datatrove, the public-suffix list in tld.
             libraries=("trafilatura", "lxml", "warcio", "python-magic", "faust-cchardet", "fasttext-predict",
                        "datatrove", "tld"),

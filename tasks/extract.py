@@ -58,6 +58,7 @@ from trafilatura.deduplication import LRUCache
 from trafilatura.settings import LRU_SIZE
 
 from llmforge.config import ExtractionConfig
+from tasks import extract_speedups
 
 # Defaults of the input guard, used while ExtractionConfig has no such fields.
 DEFAULT_MAX_HTML_BYTES: int | None = 10_000_000
@@ -87,6 +88,7 @@ def extract_main_text(html: str | bytes, cfg: ExtractionConfig) -> str | None:
 
     Bytes are accepted too: trafilatura then detects the encoding itself.
     """
+    extract_speedups.ensure(cfg.fast_pruning)  # acts once per process: the output is the same either way
     text = trafilatura.extract(
         html,
         favor_precision=cfg.favor_precision,
