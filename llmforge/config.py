@@ -392,10 +392,15 @@ class PipelineConfig(Section):
     chat: ChatConfig = Field(default_factory=ChatConfig)
 
     @model_validator(mode="after")
-    def _size_the_vocabulary_for_the_sample(self) -> PipelineConfig:
+    def _size_for_the_sample(self) -> PipelineConfig:
         """A 32k vocabulary cannot be learned from the sample's few hundred pages."""
         if self.data.source == "sample" and "vocab_size" not in self.tokenize.model_fields_set:
             self.tokenize.vocab_size = SAMPLE_VOCAB_SIZE
+        # The sample's ~60k training tokens are seen ~20 times in a default run; random windows at
+        # every offset generalise better there than the same packed rows each epoch (val 0.37 vs
+        # 0.63 bits/byte measured). Real corpora, read about once, get the streaming packed loader.
+        if self.data.source == "sample" and "data_loader" not in self.pretrain.model_fields_set:
+            self.pretrain.data_loader = "windows"
         return self
 
 

@@ -7,7 +7,8 @@ that begin at a document's BOS, so the model rarely has to predict text whose
 beginning it never saw:
 
 - Documents come from the shards' row groups in an order shuffled per epoch
-  (seeded), and the data is cycled for as many epochs as the run needs.
+  (seeded; row groups, and documents within each), and the data is cycled for as
+  many epochs as the run needs.
 - Rows are filled best-fit from a buffer of pieces: the largest piece that fits
   the space left goes in next; when none fits, the shortest piece is cut to fill
   the row exactly, so no row carries padding.
@@ -117,10 +118,13 @@ class PackedRows:
             self.stats.epochs_started += 1
             produced = False
             for i in order:
-                for doc in read_unit(self.units[i]):
-                    if doc.size:
+                docs = read_unit(self.units[i])
+                # Documents move within their row group too, so that a small corpus seen for
+                # many epochs is packed into different rows each time.
+                for j in np.random.default_rng([self.seed, epoch, int(i)]).permutation(len(docs)):
+                    if docs[j].size:
                         produced = True
-                        yield doc
+                        yield docs[j]
             if not produced:
                 raise ValueError("the token shards hold no tokens")
             epoch += 1
