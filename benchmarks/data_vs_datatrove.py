@@ -421,6 +421,10 @@ def main() -> int:
               "--lid-model", str(lid_model), "--cache", str(cache), "--timeout", str(timeout)]
     print("preparing datatrove's cached assets (untimed) ...", file=sys.stderr)
     _run_timed([*dt_cmd, "--out", str(work / "datatrove"), "--prepare"], work / "datatrove-prepare.log")
+    print("preparing our compiled URL lists (untimed; cached once per machine) ...", file=sys.stderr)
+    from tasks.filters.url import describe_lists
+
+    describe_lists(benchmark_config(lid_model).url_filter)
     print("running ours ...", file=sys.stderr)
     ours_t = _run_timed(
         [sys.executable, str(Path(__file__).resolve()), "--ours-worker", str(work / "ours"), str(inputs_file),

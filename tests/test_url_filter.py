@@ -214,6 +214,44 @@ def test_a_blocklist_dir_replaces_the_packaged_lists(tmp_path: Path) -> None:
         url_filter(FullUrlFilterConfig(blocklist_dir=str(tmp_path / "missing")))
 
 
+def test_parsed_lists_are_cached_on_disk_and_a_changed_list_is_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    (folder / "domains").write_text("blocked.com\nsub.hosting.net\n", encoding="utf-8")
+    (folder / "urls").write_text("shop.example.net/bad-page\n", encoding="utf-8")
+    (folder / "banned_words.txt").write_text("foo-bar\n", encoding="utf-8")
+    load = url_module.load_lists.__wrapped__  # past the per-process memo
+
+    parsed = load(str(folder))
+    compiled = sorted(p.name for p in (tmp_path / "cache" / "url-lists").iterdir())
+    assert [Path(n).suffix for n in compiled] == [".json", ".npy"]
+    monkeypatch.setattr(url_module, "_compile", lambda folder: pytest.fail("parsed again"))
+    mapped = load(str(folder))
+    assert mapped.digest == parsed.digest and mapped.urls == parsed.urls
+    assert mapped.banned_words == parsed.banned_words == {"foobar"}
+    assert "sub.hosting.net" in mapped.domains and "blocked.com" in mapped.domains
+    assert "hosting.net" not in mapped.domains and len(mapped.domains) == 2
+    monkeypatch.undo()
+
+    monkeypatch.setenv("LLMFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    (folder / "domains").write_text("other.com\n", encoding="utf-8")
+    changed = load(str(folder))
+    assert "other.com" in changed.domains and "blocked.com" not in changed.domains
+    assert changed.digest != parsed.digest
+
+    # A damaged cache entry is parsed again, not trusted.
+    for path in (tmp_path / "cache" / "url-lists").glob("*.npy"):
+        path.write_bytes(b"not an array")
+    assert "other.com" in load(str(folder)).domains
+
+    # An unwritable cache only costs time.
+    monkeypatch.setenv("LLMFORGE_CACHE_DIR", str(tmp_path / "lists" / "domains" / "not-a-dir"))
+    assert "other.com" in load(str(folder)).domains
+
+
 def test_missing_datatrove_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(url_module, "datatrove_assets_dir", lambda: None)
     with pytest.raises(FileNotFoundError, match="datatrove"):

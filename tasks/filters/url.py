@@ -40,17 +40,20 @@ Deliberate differences from datatrove:
 * empty words (a list line with no alphanumerics) are ignored instead of matching the
   empty token that every URL ending in "/" has.
 
-Memory: the 4.56 M domains are kept as a sorted array of 64-bit hashes (36 MB per
-process instead of ~450 MB for a Python set of strings). The lists load once per
-process (~1.5 s; the process peaks at ~300 MB while it reads them) and are shared by
-every filter built from the same sources. A hash collision could block a URL by
-mistake with probability ~2.5e-13 per lookup.
+Memory: the 4.56 M domains are kept as a sorted array of 64-bit hashes (36 MB instead
+of ~450 MB for a Python set of strings). Parsing the lists takes ~1.3 s (the process
+peaks at ~300 MB while it reads them); the parsed form is cached on disk (see
+``load_lists``), so later processes memory-map it in a few milliseconds and share its
+pages. Lists load once per process and are shared by every filter built from the
+same sources. A hash collision could block a URL by mistake with probability ~2.5e-13
+per lookup.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import re
 import tarfile
 from collections.abc import Callable, Iterable
@@ -60,8 +63,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
+from xxhash import xxh3_64_intdigest
 
-from llmforge.config import UrlFilterConfig
+from llmforge.config import UrlFilterConfig, cache_dir
 
 # Our reason -> datatrove's reason, in the order the rules are checked.
 DATATROVE_REASONS = {
@@ -193,14 +197,18 @@ def public_suffix_list() -> PublicSuffixList:
 class HashedStrings:
     """A read-only set of many strings, stored as their sorted 64-bit hashes.
 
-    Python's own string hash (SipHash, per-process seed): the array is built in the
-    process that uses it and never stored, so the seed does not matter.
+    The hash is xxHash's XXH3 (64 bits): stable across processes and machines, so the
+    array can be compiled once, cached on disk and memory-mapped by every worker.
     """
 
-    def __init__(self, items: Iterable[bytes]):
-        hashes = np.fromiter(map(hash, items), dtype=np.int64)
+    def __init__(self, hashes: np.ndarray):
+        self._hashes = hashes  # sorted uint64
+
+    @classmethod
+    def from_items(cls, items: Iterable[bytes]) -> HashedStrings:
+        hashes = np.fromiter(map(xxh3_64_intdigest, items), dtype=np.uint64)
         hashes.sort()
-        self._hashes = hashes
+        return cls(hashes)
 
     @classmethod
     def from_lines(cls, data: bytes, chunk_bytes: int = 8_000_000) -> HashedStrings:
@@ -210,11 +218,13 @@ class HashedStrings:
         while start < len(data):
             end = data.find(b"\n", start + chunk_bytes)
             end = len(data) if end < 0 else end + 1
-            parts.append(np.fromiter(map(hash, _lines(data[start:end])), dtype=np.int64))
+            parts.append(np.fromiter(map(xxh3_64_intdigest, _lines(data[start:end])), dtype=np.uint64))
             start = end
-        self = cls(())
-        self._hashes = np.sort(np.concatenate(parts)) if parts else self._hashes
-        return self
+        return cls(np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64))
+
+    @property
+    def hashes(self) -> np.ndarray:
+        return self._hashes
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -222,8 +232,8 @@ class HashedStrings:
     def __contains__(self, item: str) -> bool:
         if not len(self._hashes):
             return False
-        h = hash(item.encode("utf-8", "surrogatepass"))
-        i = int(self._hashes.searchsorted(h))
+        h = xxh3_64_intdigest(item.encode("utf-8", "surrogatepass"))
+        i = int(self._hashes.searchsorted(np.uint64(h)))
         return i < len(self._hashes) and int(self._hashes[i]) == h
 
 
@@ -277,21 +287,21 @@ def _read_ut1(folder: Path) -> dict[str, bytes]:
     return files
 
 
-@lru_cache(maxsize=4)
-def load_lists(folder: str) -> UrlLists:
-    """The lists in `folder` (datatrove's layout), read once per process.
+def _source_files(folder: Path) -> dict[str, Path]:
+    """The list files present in `folder`, by name."""
+    names = (DOMAINS_FILE, URLS_FILE, UT1_ARCHIVE, BANNED_WORDS_FILE, BANNED_SUBWORDS_FILE, SOFT_BANNED_WORDS_FILE)
+    return {name: folder / name for name in names if (folder / name).is_file()}
 
-    `domains` and `urls` are plain files or members of url_filterblacklistsv0_3_0.tar.gz;
-    a missing file is an empty list, but at least one of the five must exist.
-    """
-    path = Path(folder)
-    files = _read_ut1(path)
+
+def _compile(folder: Path) -> UrlLists:
+    """Read and parse the lists in `folder` (datatrove's layout)."""
+    files = _read_ut1(folder)
     for name in (BANNED_WORDS_FILE, BANNED_SUBWORDS_FILE, SOFT_BANNED_WORDS_FILE):
-        if (path / name).is_file():
-            files[name] = (path / name).read_bytes()
+        if (folder / name).is_file():
+            files[name] = (folder / name).read_bytes()
     if not files:
         raise FileNotFoundError(
-            f"no URL blocklists in {path}: expected {DOMAINS_FILE}, {URLS_FILE} (or {UT1_ARCHIVE}), "
+            f"no URL blocklists in {folder}: expected {DOMAINS_FILE}, {URLS_FILE} (or {UT1_ARCHIVE}), "
             f"{BANNED_WORDS_FILE}, {BANNED_SUBWORDS_FILE}, {SOFT_BANNED_WORDS_FILE}"
         )
     digest = hashlib.sha256()
@@ -305,9 +315,87 @@ def load_lists(folder: str) -> UrlLists:
         banned_words=_words(files.get(BANNED_WORDS_FILE, empty)),
         banned_subwords=tuple(sorted(_words(files.get(BANNED_SUBWORDS_FILE, empty)))),
         soft_banned_words=_words(files.get(SOFT_BANNED_WORDS_FILE, empty)),
-        source=str(path),
+        source=str(folder),
         digest=digest.hexdigest(),
     )
+
+
+# Bump when the compiled layout, the hash or the parsing of the lists changes.
+COMPILED_FORMAT = 1
+
+
+def _compiled_key(sources: dict[str, Path]) -> str:
+    """A digest of the raw list files (hashing the 18 MB archive takes ~0.05 s; decompressing
+    and parsing it takes ~1.3 s, which the compiled copy saves)."""
+    key = hashlib.sha256(f"url-lists-v{COMPILED_FORMAT}".encode())
+    for name in sorted(sources):
+        data = sources[name].read_bytes()
+        key.update(f"\0{name}\0{len(data)}\0".encode())
+        key.update(data)
+    return key.hexdigest()
+
+
+def _read_compiled(stem: Path, folder: Path) -> UrlLists | None:
+    meta_path, domains_path = stem.with_suffix(".json"), stem.with_suffix(".npy")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        domains = np.load(domains_path, mmap_mode="r")  # shared by every worker through the page cache
+    except (OSError, ValueError):
+        return None
+    if meta.get("format") != COMPILED_FORMAT or len(domains) != meta.get("domains") or domains.dtype != np.uint64:
+        return None
+    return UrlLists(
+        domains=HashedStrings(domains),
+        urls=frozenset(meta["urls"]),
+        banned_words=frozenset(meta["banned_words"]),
+        banned_subwords=tuple(meta["banned_subwords"]),
+        soft_banned_words=frozenset(meta["soft_banned_words"]),
+        source=str(folder),
+        digest=meta["digest"],
+    )
+
+
+def _write_compiled(stem: Path, lists: UrlLists) -> None:
+    from llmforge.atomic import atomic_path, write_json
+
+    with atomic_path(stem.with_suffix(".npy")) as tmp, tmp.open("wb") as handle:
+        np.save(handle, np.ascontiguousarray(lists.domains.hashes))
+    # the JSON last: it is what marks the pair complete
+    write_json(stem.with_suffix(".json"), {
+        "format": COMPILED_FORMAT,
+        "domains": len(lists.domains),
+        "digest": lists.digest,
+        "urls": sorted(lists.urls),
+        "banned_words": sorted(lists.banned_words),
+        "banned_subwords": list(lists.banned_subwords),
+        "soft_banned_words": sorted(lists.soft_banned_words),
+    })
+
+
+@lru_cache(maxsize=4)
+def load_lists(folder: str) -> UrlLists:
+    """The lists in `folder` (datatrove's layout), read once per process.
+
+    `domains` and `urls` are plain files or members of url_filterblacklistsv0_3_0.tar.gz;
+    a missing file is an empty list, but at least one of the five must exist. The parsed
+    lists are kept in ``cache_dir()/url-lists``, keyed by a digest of the raw files, so
+    that later processes map them in instead of parsing the archive again; a cache that
+    cannot be written only costs that time.
+    """
+    path = Path(folder)
+    sources = _source_files(path)
+    if not sources:
+        return _compile(path)  # raises the "no URL blocklists" error
+    stem = cache_dir() / "url-lists" / _compiled_key(sources)
+    cached = _read_compiled(stem, path)
+    if cached is not None:
+        return cached
+    lists = _compile(path)
+    try:
+        _write_compiled(stem, lists)
+    except OSError:
+        pass  # a read-only or full cache: the lists are still right, only slower next time
+    return lists
 
 
 def lists_folder(cfg: UrlFilterConfig) -> str | None:
@@ -369,7 +457,7 @@ class UrlFilter:
     def __init__(self, settings: _Settings):
         self.settings = settings
         lists = load_lists(settings.folder) if settings.folder else None
-        self._domains = lists.domains if lists else HashedStrings(())
+        self._domains = lists.domains if lists else HashedStrings.from_items(())
         self._urls = lists.urls if lists else frozenset()
         self._extra_domains = settings.extra_domains
         self._banned = (lists.banned_words if lists else frozenset()) | settings.banned_words
