@@ -13,6 +13,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import partial
+from itertools import filterfalse
 from operator import itemgetter
 
 import numpy as np
@@ -194,7 +195,8 @@ def _line_shape_rules(view: TextView, cfg: GopherQualityConfig) -> str | None:
 def _vocabulary_rules(view: TextView, cfg: GopherQualityConfig, stop_words: frozenset[str]) -> str | None:
     words = view.words
     if cfg.max_non_alpha_words_ratio and words:
-        with_alpha = sum(1 for w in words if has_alpha(w))
+        # most words are all letters: count those in C, test only the rest char by char
+        with_alpha = sum(map(str.isalpha, words)) + sum(map(has_alpha, filterfalse(str.isalpha, words)))
         if with_alpha / len(words) < cfg.max_non_alpha_words_ratio:
             return "gopher_below_alpha_threshold"
     # How many DIFFERENT stop words occur (datatrove intersects the stop-word set with the set

@@ -43,7 +43,7 @@ import string
 import unicodedata
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from itertools import accumulate
+from itertools import accumulate, filterfalse
 
 import numpy as np
 
@@ -86,19 +86,99 @@ PUNCTUATION_CHARS: frozenset[str] = (
 # ------------------------------------------------------ character classes
 
 
-def _class_ranges(test, limit: int = 0x30000) -> str:
-    """A regex character-class body ("a-z...") of the code points below ``limit`` passing ``test``."""
-    parts: list[str] = []
-    start = None
-    for cp in range(limit + 1):
-        ok = cp < limit and not 0xD800 <= cp < 0xE000 and test(chr(cp))
-        if ok and start is None:
-            start = cp
-        elif not ok and start is not None:
-            end = cp - 1
-            parts.append(re.escape(chr(start)) if start == end else f"{re.escape(chr(start))}-{re.escape(chr(end))}")
-            start = None
+# Every class is built from one pass of C-level string tests over all code points, not from
+# a Python predicate per code point: the rules are compiled once in every worker process, and
+# testing 196k code points one by one with lambdas cost ~0.3 s there.
+_CLASS_LIMIT = 0x30000  # planes 0-2: every script and symbol English web text meets
+_CLASS_END = chr(_CLASS_LIMIT)
+_SURROGATES = slice(0xD800, 0xE000)  # not characters; never in any class
+# A superset of the letters: \w is str.isalnum() or "_", and isalnum() is isalpha() or a
+# numeric character; taking away decimal digits and "_" leaves letters and a few other
+# numeric characters (superscripts, fractions, Roman numerals), which are weeded out after.
+_LETTER_CANDIDATES = re.compile(r"[^\W\d_]+")
+
+
+@dataclass(frozen=True)
+class _CharClasses:
+    """Regex character-class bodies ("a-z...") over the code points below ``_CLASS_LIMIT``."""
+
+    alpha: str  # str.isalpha()
+    lower: str  # letters that are not upper case (lower case or uncased)
+    upper: str  # letters that are not lower case (upper case or uncased)
+    icons: str  # Unicode category "So" (other symbols), with "°" moved to the end as spaCy has it
+
+
+def _ranges_text(mask: np.ndarray) -> str:
+    """The class body for the code points where ``mask`` is true, one range per run."""
+    padded = np.zeros(len(mask) + 2, dtype=bool)
+    padded[1:-1] = mask
+    edges = np.flatnonzero(padded[1:] != padded[:-1]).tolist()  # run starts and stops, alternating
+    escape = re.escape
+    parts = []
+    for start, stop in zip(edges[::2], edges[1::2]):
+        end = stop - 1
+        parts.append(escape(chr(start)) if start == end else f"{escape(chr(start))}-{escape(chr(end))}")
     return "".join(parts)
+
+
+def _letter_masks(text: str, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(isalpha, alpha and not isupper, alpha and not islower) per code point of ``text``
+    (the code points 0..limit-1 in order, so an index is a code point)."""
+    alpha = np.zeros(limit, dtype=bool)
+    cased_starts: list[int] = []  # runs of letters where some are cased, and where they start
+    cased_runs: list[str] = []
+    for match in _LETTER_CANDIDATES.finditer(text):
+        run, first = match.group(), match.start()
+        if run.isalpha():
+            letters = [(first, run)]
+        else:  # rare: a run with superscripts, fractions, ...; keep its letters one by one
+            letters = [(first + i, c) for i, c in enumerate(run) if c.isalpha()]
+        for start, piece in letters:
+            alpha[start : start + len(piece)] = True
+            # Whole-run case test: appending a cased letter makes str.islower() (isupper())
+            # true exactly when no character of the run is upper or title (lower or title)
+            # case. Most runs (CJK, Arabic, ...) are uncased: every letter in both classes.
+            if not ((piece + "a").islower() and (piece + "A").isupper()):
+                cased_starts.append(start)
+                cased_runs.append(piece)
+    lower = alpha.copy()
+    upper = alpha.copy()
+    if cased_runs:
+        where = np.concatenate([np.arange(s, s + len(r)) for s, r in zip(cased_starts, cased_runs)])
+        letters = "".join(cased_runs)
+        lower[where] = ~np.fromiter(map(str.isupper, letters), dtype=bool, count=len(letters))
+        upper[where] = ~np.fromiter(map(str.islower, letters), dtype=bool, count=len(letters))
+    return alpha, lower, upper
+
+
+@lru_cache(maxsize=1)
+def _char_classes(limit: int = _CLASS_LIMIT) -> _CharClasses:
+    codes = np.arange(limit, dtype=np.uint32)
+    # Surrogates stand in as NUL (in no class), so that the text decodes without an error
+    # handler called once per surrogate; an index in the text is still its code point.
+    codes[_SURROGATES] = 0
+    alpha, lower, upper = _letter_masks(codes.tobytes().decode("utf-32-le"), limit)
+    # A symbol ("So") is neither a letter (the L* categories are exactly the isalpha ones) nor
+    # unprintable (Python's isprintable is false for the C*, Z* categories but " "), so only
+    # the printable other code points need their category; joined, the two-letter names read
+    # as an array.
+    others = np.flatnonzero(~alpha)
+    other_text = codes[others].tobytes().decode("utf-32-le")
+    printable = np.fromiter(map(str.isprintable, other_text), dtype=bool, count=len(other_text))
+    candidates = others[printable]
+    candidate_text = codes[candidates].tobytes().decode("utf-32-le")
+    categories = np.frombuffer("".join(map(unicodedata.category, candidate_text)).encode("ascii"), dtype="S2")
+    icons = np.zeros(limit, dtype=bool)
+    icons[candidates[categories == b"So"]] = True
+    icons[ord("°")] = False
+    for mask in (alpha, lower, upper, icons):
+        mask[_SURROGATES] = False
+    return _CharClasses(
+        alpha=_ranges_text(alpha),
+        lower=_ranges_text(lower),
+        upper=_ranges_text(upper),
+        icons=_ranges_text(icons) + re.escape("°"),
+    )
 
 
 # spaCy's punctuation, quote and currency lists (spacy.lang.char_classes), as characters.
@@ -112,67 +192,97 @@ _UNITS = (
     "كم³ م م² م³ سم سم² سم³ مم مم² مم³ كم غرام جرام جم كغ ملغ كوب اكواب"
 ).split()
 _HYPHENS = ["-", "–", "—", "--", "---", "——", "~"]
+_PUNCT = ["…", "……", *_PUNCT_MARKS]
+# What a "." after which is a suffix may follow, besides a lower-case letter: spaCy's class
+# for it also takes in the characters of its punctuation alternation ("|" included) and of
+# "(?:" ")".
+_AFTER_PERIOD_MARKS = frozenset("0123456789%²-+" + "".join(_PUNCT) + "|(?:)" + _QUOTE_CHARS)
+_ASCII_DIGITS = frozenset("0123456789")
+_QUOTE_SET = frozenset(_QUOTE_CHARS)
+_DEGREE_SCALES = frozenset(f"°{scale}" for scale in "FfCcKk")  # "°F." -> "°F" "."
 
 
 def _alternation(items) -> str:
     return "|".join(re.escape(item) for item in items)
 
 
+def _first_chars(items: list[str]) -> str:
+    """A character-class body of the first characters of ``items``."""
+    return "".join(re.escape(c) for c in sorted({item[0] for item in items}))
+
+
+_HOST_CHAR = r"[^\x00-/:-@\[-`{-\xa0\U00010000-\U0010ffff]"
+_HOST_INNER_CHAR = r"[^\x00-,./:-@\[-^`{-\xa0\U00010000-\U0010ffff]"
+
+
 @dataclass(frozen=True)
 class _Rules:
     prefix: re.Pattern
     suffix: re.Pattern
-    infix: re.Pattern
+    icon: re.Pattern  # one "other symbol" character: spaCy's icons
     url: re.Pattern
-    # letters only, or digits only: no rule can split such a chunk (the fast path); a
-    # mix can ("10km" -> "10" "km")
-    plain: re.Pattern
+    # Every suffix rule matches at most this many characters, so a suffix starts in the last
+    # ``suffix_reach`` characters; searching from there (look-behinds still see what is
+    # before) finds the same leftmost match without trying every alternative at every
+    # position of the chunk.
+    suffix_reach: int
+    # Where a match can begin, checked with one character class before the alternatives
+    # are tried (the re module tries every alternative at every position otherwise): a
+    # prefix starts with one of ``prefix_start``; a suffix at one of ``suffix_start`` or
+    # after a digit (currency and units); an infix at one of ``infix_start``.
+    prefix_start: re.Pattern
+    suffix_start: re.Pattern
+    infix_start: re.Pattern
 
 
 @lru_cache(maxsize=1)
 def _rules() -> _Rules:
-    """spaCy's English prefix/suffix/infix/URL rules, compiled once (first use costs ~0.1 s)."""
-    alpha = _class_ranges(str.isalpha)
-    lower = _class_ranges(lambda c: c.isalpha() and not c.isupper())  # lower case or uncased
-    upper = _class_ranges(lambda c: c.isalpha() and not c.islower())  # upper case or uncased
-    icons = _class_ranges(lambda c: unicodedata.category(c) == "So" and c != "°") + re.escape("°")
-    quotes = re.escape(_QUOTE_CHARS)
-    punct = ["…", "……", *_PUNCT_MARKS]
+    """spaCy's English prefix/suffix/URL rules, compiled once (first use costs ~0.04 s)."""
+    classes = _char_classes()
+    lower, icons = classes.lower, classes.icons
+    punct = _PUNCT
     prefixes = [
         "§", "%", "=", "—", "–", r"\+(?![0-9])", _alternation(punct), r"\.\.+", "…",
         _alternation(_QUOTE_CHARS), _alternation(_CURRENCY), f"[{icons}]",
     ]
-    # The class spaCy builds for "a period after ..." also takes in the characters of its
-    # punctuation alternation ("|" included) and of "(?:" ")".
-    after_period = "0-9" + lower + re.escape("%²-+" + "".join(punct) + "|(?:)") + quotes
+    # spaCy's suffixes but those ending in "." ("\.\.+", and "." after "°F" and the like,
+    # after _AFTER_PERIOD_MARKS or a lower-case letter, after two upper-case letters), which
+    # _period_suffix_length applies: no other suffix ends in ".", and leaving them out spares
+    # compiling the large letter classes they look behind for.
     suffixes = [
-        _alternation(punct), r"\.\.+", "…", _alternation(_QUOTE_CHARS), f"[{icons}]",
+        _alternation(punct), "…", _alternation(_QUOTE_CHARS), f"[{icons}]",
         "'s", "'S", "’s", "’S", "—", "–",
-        r"(?<=[0-9])\+", r"(?<=°[FfCcKk])\.", rf"(?<=[0-9])(?:{_alternation(_CURRENCY)})",
-        rf"(?<=[0-9])(?:{_alternation(_UNITS)})", rf"(?<=[{after_period}])\.", rf"(?<=[{upper}][{upper}])\.",
+        r"(?<=[0-9])\+", rf"(?<=[0-9])(?:{_alternation(_CURRENCY)})", rf"(?<=[0-9])(?:{_alternation(_UNITS)})",
     ]
-    infixes = [
-        r"\.\.+", "…", f"[{icons}]",
-        r"(?<=[0-9])[+\-\*^](?=[0-9-])",
-        rf"(?<=[{lower}{quotes}])\.(?=[{upper}{quotes}])",
-        rf"(?<=[{alpha}]),(?=[{alpha}])",
-        rf"(?<=[{alpha}0-9])(?:{_alternation(_HYPHENS)})(?=[{alpha}])",
-        rf"(?<=[{alpha}0-9])[:<>=/](?=[{alpha}])",
-    ]
-    host = r"[A-Za-z0-9\u00a1-\uffff]"
+    # spaCy's host characters [A-Za-z0-9\u00a1-\uffff] (and with "_-" added), written as the
+    # negation of the rest: the same set, but compiling a class walks its BMP characters one
+    # by one, and the rest has 160 of them instead of 65,000
+    host = _HOST_CHAR
+    host_inner = _HOST_INNER_CHAR
     url = (
         r"(?:[\w+\-.]{2,}://)?(?:\S+(?::\S*)?@)?"
         r"(?:(?:[1-9]\d?|1\d\d|2[01]\d|22[0-3])(?:\.(?:1?\d{1,2}|2[0-4]\d|25[0-5])){2}"
         r"(?:\.(?:[1-9]\d?|1\d\d|2[0-4]\d|25[0-4]))"
-        rf"|(?:(?:{host}[A-Za-z0-9\u00a1-\uffff_-]{{0,62}})?{host}\.)+[{lower}]{{2,63}})"
+        rf"|(?:(?:{host}{host_inner}{{0,62}})?{host}\.)+[{lower}]{{2,63}})"
         r"(?::\d{2,5})?(?:[/?#]\S*)?"
     )
+    # What the non-class alternatives above can match first, in their order (the suffixes
+    # behind a digit left out: suffix_start admits any position after a digit).
+    prefix_firsts = ["§", "%", "=", "—", "–", "+", *punct, ".", "…", *_QUOTE_CHARS, *_CURRENCY]
+    suffix_firsts = [*punct, "…", *_QUOTE_CHARS, "'", "’", "—", "–"]
+    # (the infixes are _infix_end's, in Python: as regexes they would look behind and ahead
+    # for the large letter classes, whose compiling costs more than all the rest)
+    infix_firsts = [".", "…", "+", "-", "*", "^", ".", ",", *_HYPHENS, *":<>=/"]
     return _Rules(
         prefix=re.compile("|".join(f"(?:{p})" for p in prefixes)),
         suffix=re.compile("(?:" + "|".join(f"(?:{s})" for s in suffixes) + r")\Z"),
-        infix=re.compile("|".join(f"(?:{i})" for i in infixes)),
+        icon=re.compile(f"[{icons}]"),
         url=re.compile(url + r"\Z"),
-        plain=re.compile(rf"[{alpha}]+|[0-9]+"),
+        suffix_reach=max(map(len, [*punct, *_QUOTE_CHARS, *_CURRENCY, *_UNITS, "'s"])),
+        # the first characters the alternatives above can match, in the order listed
+        prefix_start=re.compile(f"[{_first_chars(prefix_firsts)}{icons}]"),
+        suffix_start=re.compile(f"[{_first_chars(suffix_firsts)}{icons}]|(?<=[0-9])"),
+        infix_start=re.compile(f"[{_first_chars(infix_firsts)}{icons}]"),
     )
 
 
@@ -273,6 +383,58 @@ _CHUNK_MEMO: dict[str, tuple[str, ...]] = {}
 _CHUNK_MEMO_LIMIT = 200_000
 
 
+_BEYOND_CLASSES = re.compile(f"[{re.escape(_CLASS_END)}-{re.escape(chr(0x10FFFF))}]")
+
+
+def _is_plain(chunk: str) -> bool:
+    """Letters only (of the letter class), or ASCII digits only: no rule can split such a
+    chunk, while a mix can ("10km" -> "10" "km"). The fast path for most chunks."""
+    if chunk.isascii():
+        return chunk.isalpha() or chunk.isdigit()
+    return chunk.isalpha() and _BEYOND_CLASSES.search(chunk) is None
+
+
+# Membership of one character in the letter classes of _char_classes (the same tests).
+def _in_alpha_class(c: str) -> bool:
+    return c.isalpha() and c < _CLASS_END
+
+
+def _in_lower_class(c: str) -> bool:
+    return c.isalpha() and not c.isupper() and c < _CLASS_END
+
+
+def _in_upper_class(c: str) -> bool:
+    return c.isalpha() and not c.islower() and c < _CLASS_END
+
+
+def _period_suffix_length(rest: str) -> int:
+    """The suffix rules ending in "." for a ``rest`` ending in "." (the others cannot match)."""
+    periods = len(rest) - len(rest.rstrip("."))
+    if periods >= 2:
+        return periods  # "\.\.+" from the first period: the leftmost match
+    before = rest[-2:-1]
+    if (
+        rest[-3:-1] in _DEGREE_SCALES
+        or before in _AFTER_PERIOD_MARKS
+        or (before and _in_lower_class(before))
+        or (len(rest) >= 3 and _in_upper_class(before) and _in_upper_class(rest[-3]))
+    ):
+        return 1
+    return 0
+
+
+def _suffix_length(rest: str, rules: _Rules) -> int:
+    """Length of the suffix rule match that ends ``rest`` (the leftmost one, as spaCy's
+    ``suffix_search`` finds it), 0 if none."""
+    if rest.endswith("."):
+        return _period_suffix_length(rest)
+    candidate = rules.suffix_start.search(rest, max(len(rest) - rules.suffix_reach, 0))
+    if candidate is None:
+        return 0
+    found = rules.suffix.search(rest, candidate.start())
+    return len(rest) - found.start() if found else 0
+
+
 def _split_affixes(
     chunk: str, rules: _Rules, specials: dict[str, tuple[str, ...]]
 ) -> tuple[list[str], str, list[str]]:
@@ -281,11 +443,12 @@ def _split_affixes(
     suffixes: list[str] = []
     core = chunk
     last = -1
+    prefix_start, prefix_match = rules.prefix_start.match, rules.prefix.match
     while core and len(core) != last:
         if core in specials:
             break
         last = len(core)
-        found = rules.prefix.match(core)
+        found = prefix_match(core) if prefix_start(core) else None
         pre_len = found.end() if found else 0
         if pre_len:
             minus_pre = core[pre_len:]
@@ -293,11 +456,11 @@ def _split_affixes(
                 prefixes.append(core[:pre_len])
                 core = minus_pre
                 break
-        # spaCy searches the suffix in the string without its prefix: look-behinds must not
-        # see the prefix
-        rest = core[pre_len:] if pre_len else core
-        found = rules.suffix.search(rest)
-        suf_len = len(rest) - found.start() if found else 0
+            # spaCy searches the suffix in the string without its prefix: look-behinds must
+            # not see the prefix
+            suf_len = _suffix_length(minus_pre, rules)
+        else:
+            suf_len = _suffix_length(core, rules)
         if suf_len:
             minus_suf = core[:-suf_len]
             if minus_suf and minus_suf in specials:
@@ -314,21 +477,73 @@ def _split_affixes(
         elif suf_len:
             suffixes.append(core[-suf_len:])
             core = core[:-suf_len]
+        if _is_plain(core):
+            break  # no affix rule matches a plain core: the next round would change nothing
     suffixes.reverse()
     return prefixes, core, suffixes
 
 
+def _infix_end(core: str, at: int, rules: _Rules) -> int:
+    r"""Where spaCy's infix regex, matched at ``at``, ends (0 if it does not match there).
+
+    Its alternatives, in order (the first that matches wins): "\.\.+"; "…"; a symbol;
+    "+-*^" after a digit, before a digit or "-"; "." after a lower-case letter or a quote,
+    before an upper-case letter or a quote; then after a letter or a digit and before a
+    letter: "," (after a letter only), the hyphens in _HYPHENS' order, one of ":<>=/".
+    Look-arounds see only ``core`` (spaCy runs the regex on it alone).
+    """
+    char = core[at]
+    if char == "." and core.startswith(".", at + 1):
+        return len(core) - len(core[at:].lstrip("."))
+    if char == "…" or rules.icon.match(char):
+        return at + 1
+    before = core[at - 1] if at else ""
+    after = core[at + 1 : at + 2]
+    if char in "+-*^" and before in _ASCII_DIGITS and (after in _ASCII_DIGITS or after == "-"):
+        return at + 1
+    if (
+        char == "."
+        and (before in _QUOTE_SET or (before != "" and _in_lower_class(before)))
+        and (after in _QUOTE_SET or (after != "" and _in_upper_class(after)))
+    ):
+        return at + 1
+    if before == "" or not (before in _ASCII_DIGITS or _in_alpha_class(before)):
+        return 0
+    if char == "," and before not in _ASCII_DIGITS and after != "" and _in_alpha_class(after):
+        return at + 1
+    for hyphen in _HYPHENS:
+        end = at + len(hyphen)
+        if core.startswith(hyphen, at) and end < len(core) and _in_alpha_class(core[end]):
+            return end
+    if char in ":<>=/" and after != "" and _in_alpha_class(after):
+        return at + 1
+    return 0
+
+
 def _split_infixes(core: str, rules: _Rules) -> list[str]:
+    # Most cores ("word" once "word," lost its comma) have no character an infix starts with
+    # past the first one (an infix at the very start never splits): nothing to scan for.
+    if rules.infix_start.search(core, 1) is None:
+        return [core]
+    # spaCy's finditer, trying only the positions where an infix can start ("10:30:45pm" has
+    # two): the leftmost match at or after the end of the previous one is the first
+    # candidate there that matches.
     pieces: list[str] = []
-    start = 0
-    for match in rules.infix.finditer(core):
-        begin, end = match.span()
+    start = 0  # where the next piece begins
+    resume = 0  # where the previous match ended
+    for candidate in rules.infix_start.finditer(core):
+        begin = candidate.start()
+        if begin < resume:
+            continue
+        end = _infix_end(core, begin, rules)
+        if not end:
+            continue
+        resume = end
         if begin == 0:
             continue  # an infix at the very start never splits
         if begin != start:
             pieces.append(core[start:begin])
-        if begin != end:
-            pieces.append(core[begin:end])
+        pieces.append(core[begin:end])
         start = end
     if core[start:]:
         pieces.append(core[start:])
@@ -342,46 +557,61 @@ def _first_pass(chunk: str, rules: _Rules, specials: dict[str, tuple[str, ...]])
         middle: list[str] | tuple[str, ...] = ()
     elif core in specials:
         middle = specials[core]
-    elif rules.url.match(core):
+    elif _is_plain(core):  # no infix rule matches it, and it is no URL (it has no ".")
+        middle = (core,)
+    elif "." in core and rules.url.match(core):  # both URL forms (IPv4, host) hold a "."
         middle = (core,)
     else:
         middle = _split_infixes(core, rules)
-    return [*prefixes, *middle, *suffixes]
+    if prefixes or suffixes:
+        return [*prefixes, *middle, *suffixes]
+    return list(middle)
 
 
 @lru_cache(maxsize=1)
-def _special_patterns() -> tuple[dict[tuple[str, ...], tuple[str, ...]], int]:
+def _special_patterns() -> tuple[dict[tuple[str, ...], tuple[str, ...]], dict[str, tuple[int, ...]]]:
     """Special cases that the first pass can cut apart, keyed by the tokens it cuts them into.
 
     spaCy re-joins such token runs inside a chunk in a second pass ("z.B." is first cut into
-    "z" "." "B." and then "z" "." becomes the special "z."). Returns (patterns, longest).
+    "z" "." "B." and then "z" "." becomes the special "z."). Returns (patterns, lengths): the
+    lengths of the patterns that begin with each token, so that only runs starting at one of
+    those tokens are looked up.
     """
     rules = _rules()
     patterns: dict[tuple[str, ...], tuple[str, ...]] = {}
     for text, pieces in SPECIAL_CASES.items():
         if not text.strip():
             continue
-        if rules.prefix.match(text) or rules.suffix.search(text) or rules.infix.search(text):
+        has_infix = any(_infix_end(text, m.start(), rules) for m in rules.infix_start.finditer(text))
+        if rules.prefix.match(text) or _suffix_length(text, rules) or has_infix:
             tokens = tuple(_first_pass(text, rules, {}))
             if len(tokens) > 1:
                 patterns[tokens] = pieces
-    return patterns, max(map(len, patterns), default=0)
+    lengths: dict[str, set[int]] = {}
+    for tokens in patterns:
+        lengths.setdefault(tokens[0], set()).add(len(tokens))
+    return patterns, {first: tuple(sorted(ns)) for first, ns in lengths.items()}
 
 
 def _rejoin_specials(tokens: list[str]) -> list[str]:
     """spaCy's second pass: longest (then leftmost) runs first, none overlapping."""
-    patterns, longest = _special_patterns()
-    found = [
-        (i, i + n)
-        for n in range(min(longest, len(tokens)), 1, -1)
-        for i in range(len(tokens) - n + 1)
-        if tuple(tokens[i : i + n]) in patterns
-    ]
+    patterns, lengths = _special_patterns()
+    if lengths.keys().isdisjoint(tokens):
+        return tokens
+    found = sorted(
+        (
+            (i, i + n)
+            for i, token in enumerate(tokens)
+            for n in lengths.get(token, ())
+            if i + n <= len(tokens) and tuple(tokens[i : i + n]) in patterns
+        ),
+        key=lambda span: (span[0] - span[1], span[0]),  # longest first, leftmost among equals
+    )
     if not found:
         return tokens
     seen: set[int] = set()
     accepted: list[tuple[int, int]] = []
-    for start, end in found:  # already longest first, leftmost first among equals
+    for start, end in found:
         if start not in seen and end - 1 not in seen:
             accepted.append((start, end))
         seen.update(range(start, end))
@@ -404,7 +634,7 @@ def tokenize_chunk(chunk: str) -> tuple[str, ...]:
     rules = _rules()
     if special is not None:
         tokens = special
-    elif rules.plain.fullmatch(chunk):
+    elif _is_plain(chunk):
         tokens = (chunk,)
     else:
         pieces = _first_pass(chunk, rules, SPECIAL_CASES)
@@ -512,6 +742,34 @@ _HASH_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
 _HASH_LENGTH_MIX = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
+def _power_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(base**-t for t < n, base**t for t <= n), modulo 2**64."""
+    inverse = np.uint64(pow(_HASH_BASE, -1, 1 << 64))
+    with np.errstate(over="ignore"):
+        weights = np.cumprod(np.concatenate(([np.uint64(1)], np.full(max(n - 1, 0), inverse, np.uint64))))
+        scale = np.cumprod(np.concatenate(([np.uint64(1)], np.full(n, np.uint64(_HASH_BASE), np.uint64))))
+    return weights, scale
+
+
+_POWERS_KEPT = 1 << 20  # the longest power tables kept between texts (16 MiB)
+_powers: tuple[np.ndarray, np.ndarray] = _power_tables(0)
+
+
+def _hash_powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Power tables for a text of ``n`` characters (longer is fine: callers slice or index).
+
+    The powers are the same for every text, so they are computed once, for the longest text
+    so far (up to _POWERS_KEPT), rather than with two cumulative products per text.
+    """
+    global _powers
+    if len(_powers[1]) > n:
+        return _powers
+    if n >= _POWERS_KEPT:
+        return _power_tables(n)
+    _powers = _power_tables(min(max(n + 1, 2 * len(_powers[1])), _POWERS_KEPT))
+    return _powers
+
+
 class SubstringHashes:
     """O(1) polynomial hashes of any substring of one string, after O(len) numpy setup.
 
@@ -524,12 +782,10 @@ class SubstringHashes:
     def __init__(self, text: str):
         codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
         n = len(codes)
-        inverse = np.uint64(pow(_HASH_BASE, -1, 1 << 64))
+        # weight of character t is base**-t; a substring [a, b) is rescaled by base**a
+        weights, self._scale = _hash_powers(n)
         with np.errstate(over="ignore"):
-            # weight of character t is base**-t; a substring [a, b) is rescaled by base**a
-            weights = np.cumprod(np.concatenate(([np.uint64(1)], np.full(max(n - 1, 0), inverse, np.uint64))))
             self._prefix = np.concatenate(([np.uint64(0)], np.cumsum(codes * weights[:n], dtype=np.uint64)))
-            self._scale = np.cumprod(np.concatenate(([np.uint64(1)], np.full(n, np.uint64(_HASH_BASE), np.uint64))))
 
     def hashes(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Hash of text[starts[i]:ends[i]] for every i (length mixed in)."""
@@ -597,7 +853,7 @@ class TextView:
     @cached_property
     def non_symbol_words(self) -> list[str]:
         """Words with at least one character outside datatrove's punctuation set."""
-        return [w for w in self.words if not PUNCTUATION_CHARS.issuperset(w)]
+        return list(filterfalse(PUNCTUATION_CHARS.issuperset, self.words))  # C-level loop
 
     @cached_property
     def spaced_ngram_text(self) -> tuple[str, list[int]]:
@@ -606,13 +862,13 @@ class TextView:
         An n-gram "w_i ... w_{i+n-1}" is then a slice ``s[starts[i]:starts[i+n] - 1]``,
         far cheaper than joining lists of words for every n and i.
         """
-        starts = [0, *accumulate(len(w) + 1 for w in self.words)]
+        starts = list(accumulate(map((1).__add__, map(len, self.words)), initial=0))  # C-level loop
         return " ".join(self.words), starts
 
     @cached_property
     def packed_ngram_text(self) -> tuple[str, list[int]]:
         """Words joined with no separator, and each word's start offset (plus the end)."""
-        return "".join(self.words), [0, *accumulate(len(w) for w in self.words)]
+        return "".join(self.words), list(accumulate(map(len, self.words), initial=0))
 
     @cached_property
     def spaced_ngram_hashes(self) -> tuple[SubstringHashes, np.ndarray]:
