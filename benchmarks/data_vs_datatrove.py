@@ -197,6 +197,10 @@ def _versions(python: str) -> dict[str, str]:
         "for n in names:\n"
         "    try: out[n] = m.version(n)\n"
         "    except m.PackageNotFoundError: pass\n"
+        "try:\n"
+        "    import fasttext\n"  # two distributions install this module; say whose is active
+        "    out['fasttext module from'] = 'fasttext-numpy2' if hasattr(fasttext, 'train_supervised') else 'fasttext-predict'\n"
+        "except ImportError: pass\n"
         "print(json.dumps(out))\n"
     )
     done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False)

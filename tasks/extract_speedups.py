@@ -23,8 +23,18 @@ What
    variable, ``$candidates[P1][P2]...``, in one call.
 2. ``prune_unwanted_nodes`` is replaced, step for step, by the same code that
    evaluates the verified expressions this way; ``main_extractor`` gets a copy of
-   ``BODY_XPATH`` with the fast paths in it.
-3. lxml.html's element class lookup (a Python method, called for every proxy lxml
+   ``BODY_XPATH`` with the fast paths in it. The walk, not the tests, is the cost
+   (a proxy and an ``items()`` per element), so the expressions of a list share one
+   walk (``FastGroup``: a bit set per element, from a memo per attribute value), and
+   so do the lists of a verified sequence of prune calls on one tree (``Sequence``:
+   trafilatura's ``trafilatura_sequence`` and ``prune_unwanted_sections`` prune one
+   tree with several lists in a row, with only conditions in between). Each
+   expression still gets what it selects on the tree at its turn: the walk's
+   candidates that earlier deletions did not remove, the other predicates evaluated
+   by lxml then.
+3. ``tasks/extract_speedups_stock.py`` stands in for stock functions outside XPath
+   (``repair_faulty_html``), installed and removed with the rest.
+4. lxml.html's element class lookup (a Python method, called for every proxy lxml
    creates, about 4 million per 1000 pages) is answered from a dict in C for the
    usual tag names, with the very classes the Python lookup gives them.
 
@@ -52,6 +62,13 @@ Why the result is identical
   only when the stock function's source is the one it mirrors, the class lookup
   only when lxml.html's lookup method is the one it mirrors and the parser still
   gives the default classes. Anything else runs stock code unchanged.
+* A shared walk: the bits of an element depend on its attributes only, which the
+  deletions (``delete_element`` moves tail text) do not change; candidates inside a
+  deleted subtree are dropped (``alive``); other predicates run on the live tree.
+* A sequence of calls: continued only by the next call of the same invocation of the
+  verified caller (its frame), on the same tree object, with a later list of the
+  sequence; any other prune call ends it. The caller's source must have the sha256
+  in ``SEQUENCE_CALLERS`` (nothing but conditions between its prune calls).
 
 ``tests/test_extract_speedups.py`` compares every fast path with its expression on
 real pages (also on the trees trafilatura actually prunes), and
@@ -73,6 +90,8 @@ from typing import Any
 from lxml import etree
 from lxml.etree import XPath
 
+from tasks import extract_speedups_stock
+
 REGEXP_NS = "http://exslt.org/regular-expressions"
 
 # trafilatura versions whose expressions were checked against the fast paths.
@@ -90,6 +109,10 @@ VERIFIED_PATHS: dict[str, str] = {
     "53d31ea1df47920acee695b26b87b1ce36f16913686e547edc2ae0ba6efab5f7": "PRECISION_DISCARD_XPATH[1]",
     "4df53845e992d9c20b35fcf63fcafc96b165a21a73d596a1b9f26ac47545c648": "COMMENTS_DISCARD_XPATH[2]",
     "82f43e48c571d06b5e8f72043c2295e4342ed07ddec04f10b5836b84c3d98a35": "AUTHOR_DISCARD_XPATHS[0]",
+    "3c7afe92279543d5530365aa7b921c6e5b51243033e5622cae1dc85e08976f87": "RAW_TREE_PRUNE_XPATH[1]",
+    "ebb02f066626551dbb0222a6cb631691f6ccacf0477c1381263f112b0bc9cdfa": "TEASER_DISCARD_XPATH[0]",
+    "cb1ab981e44913f706048bad10e9f027314ffccb36c56ffc66c8ff5e1e340c58": "DISCARD_IMAGE_ELEMENTS[0]",
+    "70d0ca82ad61e2368dae4743eeb45e0dfe8ac27798b8da6afa66aa67429026f2": "COMMENTS_DISCARD_XPATH[0]",
     # called directly by main_extractor._extract, one after the other, to find the main body
     "caaa561ceca17064773e97bf7c610f55e6c6a64a2477328c060642912d489b3b": "BODY_XPATH[0]",
     "6c9b5e1fdc092943ebdd87206a2e8a8b4c4666497fb00e6661d2a519d00f37f9": "BODY_XPATH[2]",
@@ -375,7 +398,14 @@ def union_follows_attribute_order() -> bool:
 # ------------------------------------------------------------------ evaluation
 
 _MEMO_LIMIT = 50_000  # entries per memo; cleared when full
+_VALUE_MEMO_LIMIT = 100_000  # per attribute name of a FastGroup: (value -> bits)
 _UNKNOWN = object()
+
+
+def _any_of(tests: tuple[ValueTest, ...]) -> ValueTest:
+    if len(tests) == 1:
+        return tests[0]
+    return lambda value: any(test(value) for test in tests)
 
 
 class FastXPath:
@@ -394,6 +424,9 @@ class FastXPath:
         # per attribute: value -> any of its single-attribute tests is True. Values repeat
         # a lot (class names within and across pages), so most lookups are hits.
         self._single_memo: dict[str, dict[str, bool]] = {name: {} for name in plan.singles}
+        # per attribute, its tests as one function: most attributes have one test, called
+        # directly (half a million misses over 1000 pages, an any() over a generator each)
+        self._single_tests: dict[str, ValueTest] = {name: _any_of(tests) for name, tests in plan.singles.items()}
         self._union_memo: list[dict[str, bool]] = [{} for _ in plan.unions]
         # and per whole tuple of relevant pairs (elements of one page share them)
         self._memo: dict[tuple[str, ...], bool | None] = {}
@@ -402,7 +435,7 @@ class FastXPath:
         memo = self._single_memo[name]
         if len(memo) >= _MEMO_LIMIT:
             memo.clear()
-        result = memo[value] = any(test(value) for test in self.plan.singles[name])
+        result = memo[value] = self._single_tests[name](value)
         return result
 
     def _decide(self, pairs: list[str]) -> bool | None:
@@ -489,6 +522,152 @@ class FastXPath:
             return firsts
         return selected
 
+    def select(self, tree: etree._Element, found: list[tuple[etree._Element, bool | None]]) -> list[etree._Element]:
+        """The selection (mode "all") among candidates with their verdicts, in document
+        order; the ones left to lxml are tested in one call on the tree as it is now."""
+        asked = [element for element, decided in found if decided is None]
+        if not asked:
+            return [element for element, _ in found]
+        confirmed = set(self._exact(tree, candidates=asked))
+        return [element for element, decided in found if decided or element in confirmed]
+
+
+class FastGroup:
+    """Several expressions (mode "all") of one ``prune_unwanted_nodes`` list from one walk.
+
+    Why: each expression walked the whole tree in Python, and memoised its verdict per
+    whole tuple of an element's attribute pairs, which misses on most elements (ids and
+    styles are unique); a miss then re-tested every pair. Here one walk over the union
+    of the members' element names reads each element's attributes once, and each
+    attribute value is looked up once in a memo of (name, value) -> bit set: bit m when
+    a single-attribute test of member m is True on it, bit ``len(members) + u`` when
+    union ``u`` (``@a|@b``) is True on it. A union's bit counts only from the first of
+    its attributes in the tag (the string value XPath gives the union); later ones are
+    masked out. An element is a candidate of member m when its bits meet the member's mask.
+
+    The attributes of an element are not changed by the deletions between expressions
+    (``delete_element`` moves tail text only), so the bits hold for the later members
+    too; deletions change which elements are still in the tree (``alive``) and what other
+    predicates see, which lxml evaluates at the member's turn, on the tree as it is then.
+    Members with unions only where ``union_follows_attribute_order()`` (else those are
+    evaluated alone, where elements with two attributes of a union go to lxml)."""
+
+    def __init__(self, members: list[FastXPath]):
+        self.members = members
+        if any(m.plan.tags is None for m in members):
+            walk_tags: set[str] | None = None
+        else:
+            walk_tags = {tag for m in members for tag in m.plan.tags or ()}
+        self._walk_tags = tuple("{}" + tag for tag in sorted(walk_tags)) if walk_tags is not None else None
+        # per member, the element names it selects where the walk visits more, else None
+        self._member_tags: tuple[frozenset[str] | None, ...] = tuple(
+            None if m.plan.tags is None or (walk_tags is not None and set(m.plan.tags) == walk_tags) else frozenset(m.plan.tags)
+            for m in members
+        )
+        self._with_tag = any(tags is not None for tags in self._member_tags)
+        # every union of every member: (its names, the member's memo of its verdicts)
+        self._unions: list[tuple[frozenset[str], dict[str, bool], ValueTest]] = []
+        masks = []
+        for index, member in enumerate(members):
+            mask = 1 << index
+            for (names, test), memo in zip(member.plan.unions, member._union_memo, strict=True):
+                mask |= 1 << (len(members) + len(self._unions))
+                self._unions.append((names, memo, test))
+            masks.append(mask)
+        self._masks = tuple(masks)
+        names = frozenset().union(*(m.plan.names for m in members))
+        # name -> (value -> bits, the bits of the unions reading this name)
+        self._memos: dict[str, tuple[dict[str, int], int]] = {
+            name: (
+                {},
+                sum(1 << (len(members) + u) for u, (union_names, _, _) in enumerate(self._unions) if name in union_names),
+            )
+            for name in names
+        }
+
+    def _bits(self, name: str, value: str) -> int:
+        # the members' own memos: an expression's verdicts on a value are shared by every
+        # group it is in (OVERALL_DISCARD_XPATH prunes the raw tree and the cleaned one)
+        bits = 0
+        for index, member in enumerate(self.members):
+            single_memo = member._single_memo.get(name)
+            if single_memo is not None:
+                result = single_memo.get(value)
+                if result is None:
+                    result = member._single(name, value)
+                if result:
+                    bits |= 1 << index
+        for u, (names, memo, test) in enumerate(self._unions):
+            if name in names:
+                result = memo.get(value)
+                if result is None:
+                    if len(memo) >= _MEMO_LIMIT:
+                        memo.clear()
+                    result = memo[value] = test(value)
+                if result:
+                    bits |= 1 << (len(self.members) + u)
+        memo = self._memos[name][0]
+        if len(memo) >= _VALUE_MEMO_LIMIT:
+            memo.clear()
+        memo[value] = bits
+        return bits
+
+    def walk(self, tree: etree._Element) -> list[tuple[etree._Element, int, str | None]]:
+        """(element, bits, tag if needed) for the descendants some member may select, in
+        document order."""
+        memos = self._memos
+        bits_of = self._bits
+        with_tag = self._with_tag
+        tags = self._walk_tags
+        found: list[tuple[etree._Element, int, str | None]] = []
+        append = found.append
+        for element in tree.iterdescendants(*tags) if tags else tree.iterdescendants(etree.Element):
+            bits = 0
+            seen = 0  # unions whose first attribute came already
+            for name, value in element.items():
+                entry = memos.get(name)
+                if entry is None:
+                    continue
+                value_bits = entry[0].get(value)
+                if value_bits is None:
+                    value_bits = bits_of(name, value)
+                unions = entry[1]
+                if unions:
+                    bits |= value_bits & ~(unions & seen)
+                    seen |= unions
+                else:
+                    bits |= value_bits
+            if bits:
+                append((element, bits, element.tag if with_tag else None))
+        return found
+
+    def select(
+        self,
+        index: int,
+        tree: etree._Element,
+        found: list[tuple[etree._Element, int, str | None]],
+        dead: set[etree._Element],
+    ) -> list[etree._Element]:
+        """What member ``index`` selects in ``tree`` now, given the walk's ``found`` made
+        before the deletions of the elements in ``dead`` (with their subtrees)."""
+        mask = self._masks[index]
+        tags = self._member_tags[index]
+        member = self.members[index]
+        decided = None if member.plan.rest else True  # other predicates: lxml decides
+        candidates = [
+            (element, decided) for element, bits, tag in found if bits & mask and (tags is None or tag in tags)
+        ]
+        if dead and candidates:
+            candidates = [item for item in candidates if alive(item[0], dead)]
+        return member.select(tree, candidates)
+
+
+def alive(element: etree._Element, dead: set[etree._Element]) -> bool:
+    """Whether neither the element nor any of its ancestors was deleted."""
+    if element in dead:
+        return False
+    return not any(ancestor in dead for ancestor in element.iterancestors())
+
 
 # ------------------------------------------------------------------ installation
 
@@ -559,23 +738,162 @@ def _evaluate(expression: Any, tree: etree._Element) -> list[Any]:
     return _fast_or_same(expression)(tree)
 
 
+_groups: dict[tuple[int, ...], FastGroup] = {}
+
+
+def _group_for_lists(nodelists: tuple[list[Any], ...]) -> tuple[FastGroup, list[list[int | None]]] | None:
+    """One shared walk for the fast paths (mode "all") of these lists, and per list, per
+    expression, its index among the group's members (None: evaluated by itself)."""
+    members: list[FastXPath] = []
+    indices: list[list[int | None]] = []
+    for nodelist in nodelists:
+        list_indices: list[int | None] = []
+        for expression in nodelist:
+            fast = _fast_or_same(expression)
+            # a group reads a union from the attribute written first: only where lxml does
+            if isinstance(fast, FastXPath) and fast.plan.mode == "all" and (fast.union_order or not fast.plan.unions):
+                list_indices.append(len(members))
+                members.append(fast)
+            else:
+                list_indices.append(None)
+        indices.append(list_indices)
+    if not members:
+        return None
+    key = tuple(id(member) for member in members)  # fast paths live as long as _fast_paths
+    group = _groups.get(key)
+    if group is None or group.members != members:
+        group = _groups[key] = FastGroup(members)
+    return group, indices
+
+
+def _group_for(nodelist: list[Any]) -> tuple[FastGroup, list[int | None]] | None:
+    shared = _group_for_lists((nodelist,))
+    return None if shared is None else (shared[0], shared[1][0])
+
+
+# Consecutive prune calls on one tree, each list walked once for all: the lists trafilatura
+# prunes one after the other, in one function, with nothing but conditions on its
+# arguments in between (some calls may be skipped): the attributes the walk read stay as
+# they are, only the deletions made by the calls change the tree. Keyed by the function's
+# name in its module; valid only while its source has this sha256 (else no sequence).
+SEQUENCE_CALLERS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
+    ("trafilatura.core", "trafilatura_sequence"): (
+        "f03dc4d2946dacbd0e023ca1c51fdf329e0fdc0be342fd0f14924396ec646e05",
+        ("RAW_TREE_PRUNE_XPATH", "REMOVE_COMMENTS_AND_LISTS_XPATH"),
+    ),
+    ("trafilatura.main_extractor", "prune_unwanted_sections"): (
+        "e6eb7afcc64d3f3792b8584d742acd9dc6eee5700aa822e23960f688f7b8e283",
+        ("OVERALL_DISCARD_XPATH", "DISCARD_IMAGE_ELEMENTS", "TEASER_DISCARD_XPATH", "PRECISION_DISCARD_XPATH"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Sequence:
+    caller: Any  # the code object of the calling function
+    nodelists: tuple[list[Any], ...]
+
+
+# id(first list) -> the sequence it starts (the list objects are held, ids stay valid)
+_sequences: dict[int, Sequence] = {}
+
+
+def _verified_sequences() -> dict[int, Sequence]:
+    sequences: dict[int, Sequence] = {}
+    for (module_name, function_name), (digest, list_names) in SEQUENCE_CALLERS.items():
+        module = sys.modules.get(module_name) or __import__(module_name, fromlist=["_"])
+        function = getattr(module, function_name, None)
+        try:
+            source = inspect.getsource(function)  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            continue
+        nodelists = tuple(getattr(module, name, None) for name in list_names)
+        if _sha256(source) != digest or not all(isinstance(n, list) for n in nodelists):
+            continue
+        sequences[id(nodelists[0])] = Sequence(function.__code__, nodelists)  # type: ignore[union-attr]
+    return sequences
+
+
+@dataclass
+class _Walked:
+    """A walk in progress over the lists of a sequence, kept between its prune calls."""
+
+    tree: Any
+    caller: Any  # the frame of the calling function's invocation
+    nodelists: tuple[list[Any], ...]
+    position: int  # of the last list pruned
+    group: FastGroup
+    indices: list[list[int | None]]
+    found: list[tuple[etree._Element, int, str | None]]
+    dead: set[Any]
+
+
+_pending = threading.local()  # .walked: _Walked | None
+
+
+def _walked_for(tree: Any, nodelist: list[Any], caller: Any) -> tuple[_Walked, int] | None:
+    """The walk to prune ``nodelist`` from, and the list's position in it: the walk of the
+    sequence in progress when this call is its next one (same tree, same invocation of the
+    verified caller, a later list of the sequence), else a new one."""
+    pending: _Walked | None = getattr(_pending, "walked", None)
+    _pending.walked = None  # any other call in between ends the sequence
+    if pending is not None and pending.tree is tree and pending.caller is caller:
+        for position in range(pending.position + 1, len(pending.nodelists)):
+            if pending.nodelists[position] is nodelist:
+                pending.position = position
+                return pending, position
+    sequence = _sequences.get(id(nodelist))
+    if sequence is not None and sequence.nodelists[0] is nodelist and caller.f_code is sequence.caller:
+        nodelists = sequence.nodelists
+    else:
+        nodelists = (nodelist,)
+    shared = _group_for_lists(nodelists)
+    if shared is None:
+        return None
+    group, indices = shared
+    walked = _Walked(tree, caller, nodelists, 0, group, indices, group.walk(tree), set())
+    return walked, 0
+
+
 def prune_unwanted_nodes(tree: Any, nodelist: list[XPath], with_backup: bool = False) -> Any:
     """trafilatura.htmlprocessing.prune_unwanted_nodes, step for step, with fast
-    evaluation of the verified expressions."""
+    evaluation of the verified expressions: from one walk for all of them, for all the
+    lists of a verified sequence of calls."""
     from trafilatura.xml import delete_element
 
+    if not isinstance(nodelist, (list, tuple)):  # read twice below; stock reads any iterable once
+        nodelist = list(nodelist)
+    at = _walked_for(tree, nodelist, sys._getframe(1))
+    if at is None:
+        selections: Iterator[list[Any]] = (_evaluate(expression, tree) for expression in nodelist)
+    else:
+        walked, position = at
+        group, found, dead = walked.group, walked.found, walked.dead  # dead: deleted so far, with subtrees
+
+        def in_turn() -> Iterator[list[Any]]:
+            for expression, index in zip(nodelist, walked.indices[position], strict=True):
+                yield _evaluate(expression, tree) if index is None else group.select(index, tree, found, dead)
+
+        selections = in_turn()
     if not with_backup:
-        for expression in nodelist:
-            for subtree in _evaluate(expression, tree):
+        # each expression sees the tree after the deletions of the ones before it
+        for selection in selections:
+            for subtree in selection:
                 delete_element(subtree)  # the tail text is preserved
-        return tree
-    # guard: prune nothing if it would remove too much text, the tree keeps its elements
-    matches = dict.fromkeys(elem for expression in nodelist for elem in _evaluate(expression, tree))
-    outer = [elem for elem in matches if not any(a in matches for a in elem.iterancestors())]
-    old_len = len(tree.text_content())
-    if old_len - sum(len(elem.text_content()) for elem in outer) > old_len / 7:
-        for elem in outer:
-            delete_element(elem)
+            if at is not None:
+                dead.update(selection)
+    else:
+        # guard: prune nothing if it would remove too much text, the tree keeps its elements
+        matches = dict.fromkeys(elem for selection in selections for elem in selection)
+        outer = [elem for elem in matches if not any(a in matches for a in elem.iterancestors())]
+        old_len = len(tree.text_content())
+        if old_len - sum(len(elem.text_content()) for elem in outer) > old_len / 7:
+            for elem in outer:
+                delete_element(elem)
+            if at is not None:
+                dead.update(outer)
+    if at is not None and position + 1 < len(walked.nodelists):
+        _pending.walked = walked  # for the next call of the sequence, if it comes next
     return tree
 
 
@@ -609,6 +927,7 @@ def install() -> bool:
 
         _stock_prune = htmlprocessing.prune_unwanted_nodes
         _fast_paths = fast
+        _sequences.update(_verified_sequences())
         for name in _PRUNE_IMPORTERS:
             module = sys.modules.get(name) or __import__(name, fromlist=["_"])
             if getattr(module, "prune_unwanted_nodes", None) is _stock_prune:
@@ -620,6 +939,7 @@ def install() -> bool:
         _stock_body_xpath = main_extractor.BODY_XPATH
         main_extractor.BODY_XPATH = [_fast_or_same(expression) for expression in _stock_body_xpath]
         install_lookup()
+        extract_speedups_stock.install()  # guarded on its own: may stay stock
         return True
 
 
@@ -635,12 +955,15 @@ def uninstall() -> None:
                 module.prune_unwanted_nodes = _stock_prune
         _stock_prune = None
         _fast_paths = {}
+        _sequences.clear()
+        _pending.walked = None
         if _stock_body_xpath is not None:
             from trafilatura import main_extractor
 
             main_extractor.BODY_XPATH = _stock_body_xpath
             _stock_body_xpath = None
         uninstall_lookup()
+        extract_speedups_stock.uninstall()
 
 
 # ------------------------------------------------------------------ element class lookup
