@@ -449,13 +449,60 @@ def test_a_changed_stock_repair_is_not_replaced(monkeypatch: pytest.MonkeyPatch,
 
     es.ensure(False)
     monkeypatch.setattr(st, "STOCK_REPAIR_SOURCE_SHA256", "0" * 64)
-    assert st.install() is False
+    st.install()
     assert utils.repair_faulty_html is not st.repair_faulty_html
+    st.uninstall()
     monkeypatch.undo()
     import re
 
     monkeypatch.setattr(utils, "INVALID_XML_CHARS", re.compile(r"[\x00-\x08]"))
-    assert st.install() is False
+    st.install()
+    assert utils.repair_faulty_html is not st.repair_faulty_html
+    st.uninstall()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"precision": True}, {"recall": True}, {"images": True, "tables": False}, {}],
+    ids=["precision", "recall", "images-no-tables", "balanced"],
+)
+def test_tree_cleaning_stand_in_cleans_like_stock(pages: list[bytes], settings: dict[str, bool]) -> None:
+    from copy import copy
+
+    from lxml.etree import tostring
+    from trafilatura import htmlprocessing
+    from trafilatura.settings import Extractor
+
+    from tasks import extract_speedups_stock as st
+
+    stock = st._stock_tree_cleaning or htmlprocessing.tree_cleaning
+    options = Extractor(**settings)
+    trees = [tree for tree in map(load_html, pages) if tree is not None]
+    # and a page where every cleaned name occurs, nested in each other
+    nested = "".join(f"<{name} class='x'>in {name} <p>text</p>" for name in htmlprocessing.MANUALLY_CLEANED)
+    trees.append(load_html(f"<html><body><div><p>lead</p>{nested}</div><p>tail</p></body></html>"))
+    for tree in trees:
+        assert tostring(st.tree_cleaning(copy(tree), options)) == tostring(stock(copy(tree), options))
+
+
+def test_tree_cleaning_stand_in_is_installed_only_over_the_mirrored_stock(
+    monkeypatch: pytest.MonkeyPatch, stock_after: None
+) -> None:
+    from trafilatura import core, external, htmlprocessing
+
+    from tasks import extract_speedups_stock as st
+
+    es.ensure(False)
+    st.uninstall()
+    stock = htmlprocessing.tree_cleaning
+    assert es.ensure(True)
+    assert core.tree_cleaning is external.tree_cleaning is htmlprocessing.tree_cleaning is st.tree_cleaning
+    es.ensure(False)
+    assert core.tree_cleaning is external.tree_cleaning is htmlprocessing.tree_cleaning is stock
+    monkeypatch.setattr(st, "STOCK_TREE_CLEANING_SOURCE_SHA256", "0" * 64)
+    st.install()
+    assert htmlprocessing.tree_cleaning is stock and core.tree_cleaning is stock
+    st.uninstall()
 
 
 # ------------------------------------------------------------------ sequences of prune calls
