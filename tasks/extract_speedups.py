@@ -250,8 +250,34 @@ def _translate_table(source: str, target: str) -> dict[int, str | None]:
     return table
 
 
-def _disjunct(disjunct: str) -> tuple[tuple[str, ...], ValueTest]:
-    """(the attribute names the test reads, the test)."""
+# A screen of a test: regex source that re.search finds in every value the test is True
+# on (it may find more). None: no such pattern is known (the test may hold on anything).
+Screen = str | None
+_NEVER = "(?!)"
+# What keeps a re:test pattern from being one alternative among others: group names or
+# numeric back-references (groups are renumbered) and global inline flags.
+_UNSCREENABLE_PATTERN = re.compile(r"\(\?P|\\[1-9]|\(\?[aiLmsux]+\)")
+
+
+def _translated_screen(table: dict[int, str | None], literal: str) -> Screen:
+    """The exact regex for ``literal in value.translate(table)`` when translate maps
+    characters one to one (no deletions): each character of the literal, or any
+    character translated into it."""
+    if any(target is None for target in table.values()):
+        return None
+    classes = []
+    for char in literal:
+        sources = {chr(code) for code, target in table.items() if target == char}
+        if ord(char) not in table:
+            sources.add(char)
+        if not sources:
+            return _NEVER
+        classes.append("[" + "".join(re.escape(c) for c in sorted(sources)) + "]")
+    return "".join(classes)
+
+
+def _disjunct(disjunct: str) -> tuple[tuple[str, ...], ValueTest, Screen]:
+    """(the attribute names the test reads, the test, its screen)."""
     if match := _RE_TEST.fullmatch(disjunct):
         names, pattern = _attr_names(match.group(1)), _unquote(match.group(2))
         flags = _unquote(match.group(3)) if match.group(3) else ""
@@ -264,25 +290,26 @@ def _disjunct(disjunct: str) -> tuple[tuple[str, ...], ValueTest]:
         if regex.search("") is not None:  # no attribute means '': it would be True
             raise Unsupported(f"{disjunct!r} is true without the attribute")
         search = regex.search
-        return names, lambda value: search(value) is not None
+        screen = None if _UNSCREENABLE_PATTERN.search(pattern) else f"(?{'i' if 'i' in flags else ''}:{pattern})"
+        return names, lambda value: search(value) is not None, screen
     if match := _CONTAINS.fullmatch(disjunct):
         function, names, literal = match.group(1), _attr_names(match.group(2)), _unquote(match.group(3))
         if not literal:  # contains(x, '') is true even without the attribute
             raise Unsupported(f"empty literal in {disjunct!r}")
         if function == "starts-with":
-            return names, lambda value: value.startswith(literal)
-        return names, lambda value: literal in value
+            return names, lambda value: value.startswith(literal), "^" + re.escape(literal)
+        return names, lambda value: literal in value, re.escape(literal)
     if match := _TRANSLATED.fullmatch(disjunct):
         name, literal = match.group(1), _unquote(match.group(4))
         if not literal:
             raise Unsupported(f"empty literal in {disjunct!r}")
         table = _translate_table(_unquote(match.group(2)), _unquote(match.group(3)))
-        return (name,), lambda value: literal in value.translate(table)
+        return (name,), lambda value: literal in value.translate(table), _translated_screen(table, literal)
     if match := _EQUALS.fullmatch(disjunct):
         name, literal = match.group(1), _unquote(match.group(2))
-        return (name,), lambda value: value == literal
+        return (name,), lambda value: value == literal, "^" + re.escape(literal) + r"\Z"
     if match := _PRESENT.fullmatch(disjunct):
-        return (match.group(1),), lambda value: True
+        return (match.group(1),), lambda value: True, None
     raise Unsupported(f"unrecognised test {disjunct!r}")
 
 
@@ -305,6 +332,8 @@ class Plan:
     unions: tuple[tuple[frozenset[str], ValueTest], ...]
     rest: bool
     predicates: str
+    # per attribute name, the screens of every test reading it (its own and the unions')
+    screens: dict[str, tuple[Screen, ...]]
 
 
 _FIRST = re.compile(r"\(\s*(.*)\s*\)\s*\[\s*1\s*\]", re.DOTALL)
@@ -329,7 +358,7 @@ def plan_for(path: str) -> Plan:
     if mode == "all" and predicates and predicates[-1] == "1":
         mode, predicates = "first_child", predicates[:-1]
     tags: set[str] | None = None if head.group(1) == "*" else {head.group(1)}
-    decided: list[tuple[tuple[str, ...], ValueTest]] | None = None
+    decided: list[tuple[tuple[str, ...], ValueTest, Screen]] | None = None
     rest = False
     for predicate in predicates:
         disjuncts = _split_top(predicate, "or")
@@ -353,19 +382,23 @@ def plan_for(path: str) -> Plan:
         raise Unsupported("no predicate of recognised tests")
     singles: dict[str, list[ValueTest]] = {}
     unions: list[tuple[frozenset[str], ValueTest]] = []
-    for names, test in decided:
+    screens: dict[str, list[Screen]] = {}
+    for names, test, screen in decided:
         if len(set(names)) == 1:
             singles.setdefault(names[0], []).append(test)
         else:
             unions.append((frozenset(names), test))
+        for name in set(names):
+            screens.setdefault(name, []).append(screen)
     return Plan(
         mode=mode,
         tags=tuple(sorted(tags)) if tags is not None else None,
-        names=frozenset(name for names, _ in decided for name in names),
+        names=frozenset(name for names, _, _ in decided for name in names),
         singles={name: tuple(tests) for name, tests in singles.items()},
         unions=tuple(unions),
         rest=rest,
         predicates="".join(f"[{p}]" for p in predicates),
+        screens={name: tuple(found) for name, found in screens.items()},
     )
 
 
@@ -532,6 +565,19 @@ class FastXPath:
         return [element for element, decided in found if decided or element in confirmed]
 
 
+def _combined_screen(members: list[FastXPath], name: str) -> Callable[[str], Any] | None:
+    """One regex search that finds something in every value of attribute ``name`` on
+    which any test of any member reading it holds (the alternation of their screens);
+    None when some test has no screen."""
+    screens = [screen for member in members for screen in member.plan.screens.get(name, ())]
+    if not screens or any(screen is None for screen in screens):
+        return None
+    try:
+        return re.compile("|".join(f"(?:{screen})" for screen in dict.fromkeys(screens))).search
+    except re.error:
+        return None
+
+
 class FastGroup:
     """Several expressions (mode "all") of one ``prune_unwanted_nodes`` list from one walk.
 
@@ -576,6 +622,7 @@ class FastGroup:
             masks.append(mask)
         self._masks = tuple(masks)
         names = frozenset().union(*(m.plan.names for m in members))
+        self._screens = {name: _combined_screen(members, name) for name in names}
         # name -> (value -> bits, the bits of the unions reading this name)
         self._memos: dict[str, tuple[dict[str, int], int]] = {
             name: (
@@ -586,6 +633,18 @@ class FastGroup:
         }
 
     def _bits(self, name: str, value: str) -> int:
+        memo = self._memos[name][0]
+        if len(memo) >= _VALUE_MEMO_LIMIT:
+            memo.clear()
+        screen = self._screens[name]
+        if screen is not None and screen(value) is None:
+            # most values (unique ids and styles) pass no test: one regex search says so
+            memo[value] = 0
+            return 0
+        memo[value] = bits = self._tested_bits(name, value)
+        return bits
+
+    def _tested_bits(self, name: str, value: str) -> int:
         # the members' own memos: an expression's verdicts on a value are shared by every
         # group it is in (OVERALL_DISCARD_XPATH prunes the raw tree and the cleaned one)
         bits = 0
@@ -606,10 +665,6 @@ class FastGroup:
                     result = memo[value] = test(value)
                 if result:
                     bits |= 1 << (len(self.members) + u)
-        memo = self._memos[name][0]
-        if len(memo) >= _VALUE_MEMO_LIMIT:
-            memo.clear()
-        memo[value] = bits
         return bits
 
     def walk(self, tree: etree._Element) -> list[tuple[etree._Element, int, str | None]]:

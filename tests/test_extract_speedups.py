@@ -4,12 +4,14 @@ extraction output is unchanged, and anything unverified runs the stock code."""
 from __future__ import annotations
 
 import gzip
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lxml.html
 import pytest
+from lxml import etree
 from lxml.etree import XPath
 
 from llmforge.config import ExtractionConfig
@@ -590,3 +592,43 @@ def test_no_group_reads_unions_unless_lxml_reads_the_first_attribute(stock_after
         assert shared is not None and shared[1] == [0, None]
     finally:
         es._fast_paths[id(fast.original)] = fast
+
+
+# ------------------------------------------------------------------ screens
+
+
+def test_screens_find_every_value_a_test_holds_on(pages: list[bytes], fast_paths: dict[int, es.FastXPath]) -> None:
+    """A screen may let through values no test holds on, never the reverse."""
+    values: dict[str, set[str]] = {}
+    for tree in map(load_html, pages):
+        if tree is None:
+            continue
+        for element in tree.iter(etree.Element):
+            for name, value in element.items():
+                values.setdefault(name, set()).add(value)
+    held = 0
+    for fast in fast_paths.values():
+        plan = fast.plan
+        for name in plan.names:
+            screen = es._combined_screen([fast], name)
+            if screen is None:
+                continue
+            tests = list(plan.singles.get(name, ())) + [test for names, test in plan.unions if name in names]
+            # values of the pages, and crafted ones built from the literals of the expression
+            literals = [lit[1:-1] for lit in re.findall(r"'[^']*'", fast.path) if len(lit) > 2]
+            crafted = {f"x {lit} y" for lit in literals} | set(literals) | {lit.upper() for lit in literals}
+            for value in values.get(name, set()) | crafted:
+                if any(test(value) for test in tests):
+                    held += 1
+                    assert screen(value) is not None, (fast.path[:80], name, value)
+    assert held > 100
+
+
+def test_translated_screens_are_exact() -> None:
+    table = es._translate_table("ABN", "abn")
+    search = re.compile(es._translated_screen(table, "nav")).search
+    for value in ("nav", "NAV", "Nav", "xNaVy", "na", "n-a-v", "NAB"):
+        assert (search(value) is not None) == ("nav" in value.translate(table))
+    assert es._translated_screen(es._translate_table("ab", "a"), "a") is None  # b is deleted
+    never = re.compile(es._translated_screen(es._translate_table("n", "m"), "n")).search
+    assert never("n") is None and "n" not in "n".translate(es._translate_table("n", "m"))
