@@ -194,6 +194,11 @@ class _Pipeline:
 
 _PIPELINES: dict[str, _Pipeline] = {}
 
+# Documents extracted before the language model and the text filters run on them, in turn:
+# interleaved page by page with extraction, language ID took twice its CPU time (its model
+# and the tokenizer's tables fall out of the CPU caches between pages).
+TEXT_FILTER_BATCH = 64
+
 
 def _shared_pipeline(config: DataConfig) -> _Pipeline:
     """One set of loaded filters per worker process and config, kept across shards: the
@@ -246,13 +251,47 @@ def process_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: 
     book = FilterBook()
     stats = ReadStats()
     candidates: list[dict[str, Any]] = []
-    removed: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     source_name = Path(shard.path).name
     extracted = replaced_chars = 0
 
     extractor = _shared_extractor(config.extraction)
-    for item in iter_warc(shard.path, shard.start, shard.stop, stats=stats):
+    # (position in the shard, row): rows are dropped at different steps, and a batch's text
+    # filters run after its extraction, so removals are put back in record order at the end
+    dropped: list[tuple[int, dict[str, Any]]] = []
+    waiting: list[tuple[int, dict[str, Any], str]] = []  # extracted, not yet through the text filters
+
+    def drop(position: int, row: dict[str, Any], name: str, reason: str) -> None:
+        book.drop(name, reason)
+        dropped.append((position, {**row, "filter": name, "reason": reason, "duplicate_of": None}))
+
+    def filter_waiting() -> None:
+        for position, row, text in waiting:
+            if pipeline.language_check is not None:
+                t0 = time.perf_counter()
+                reason, language, score = pipeline.language_check(text)
+                book.timed("language", t0)
+                row["language"], row["language_score"] = language, float(score)
+                if reason:
+                    drop(position, row, "language", reason)
+                    continue
+            view = make_view(text)
+            for named in pipeline.text_filters:
+                t0 = time.perf_counter()
+                reason, view = named.apply(view)
+                book.timed(named.name, t0)
+                if reason:
+                    row["text"] = view.text
+                    drop(position, row, named.name, reason)
+                    break
+            else:
+                row["text"] = view.text
+                t0 = time.perf_counter()
+                candidates.append({**row, **_dedup_fields(view.text, config)})
+                book.timed("dedup_signatures", t0)
+        waiting.clear()
+
+    for position, item in enumerate(iter_warc(shard.path, shard.start, shard.stop, stats=stats)):
         if not isinstance(item, HtmlDocument):
             errors.append(
                 {"id": item.id, "url": item.url, "reason": item.reason, "detail": item.detail,
@@ -264,54 +303,27 @@ def process_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: 
             "id": item.id, "url": item.url, "text": "", "crawl_date": item.crawl_date, "language": None,
             "language_score": None, "source_file": source_name, "record_index": item.record_index,
         }
-
-        def drop(name: str, reason: str, duplicate_of: str | None = None) -> None:
-            book.drop(name, reason)
-            removed.append({**row, "filter": name, "reason": reason, "duplicate_of": duplicate_of})
-
         if pipeline.url_check is not None:
             t0 = time.perf_counter()
             reason = pipeline.url_check(item.url or "")
             book.timed("url", t0)
             if reason:
-                drop("url", reason)
+                drop(position, row, "url", reason)
                 continue
 
         t0 = time.perf_counter()
         extraction = extractor.run(item.html)
         book.timed("extraction", t0)
         if extraction.reason or not extraction.text:
-            drop("extraction", extraction.reason or "no_main_text")
+            drop(position, row, "extraction", extraction.reason or "no_main_text")
             continue
         extracted += 1
-        text = row["text"] = extraction.text
-
-        if pipeline.language_check is not None:
-            t0 = time.perf_counter()
-            reason, language, score = pipeline.language_check(text)
-            book.timed("language", t0)
-            row["language"], row["language_score"] = language, float(score)
-            if reason:
-                drop("language", reason)
-                continue
-
-        view = make_view(text)
-        dropped = False
-        for named in pipeline.text_filters:
-            t0 = time.perf_counter()
-            reason, view = named.apply(view)
-            book.timed(named.name, t0)
-            if reason:
-                row["text"] = view.text
-                drop(named.name, reason)
-                dropped = True
-                break
-        if dropped:
-            continue
-        row["text"] = view.text
-        t0 = time.perf_counter()
-        candidates.append({**row, **_dedup_fields(view.text, config)})
-        book.timed("dedup_signatures", t0)
+        row["text"] = extraction.text
+        waiting.append((position, row, extraction.text))
+        if len(waiting) >= TEXT_FILTER_BATCH:
+            filter_waiting()
+    filter_waiting()
+    removed = [row for _, row in sorted(dropped, key=lambda entry: entry[0])]
 
     atomic.write_parquet(paths["candidates"], pa.Table.from_pylist(candidates, schema=CANDIDATE_SCHEMA))
     atomic.write_parquet(paths["removed"], pa.Table.from_pylist(removed, schema=REMOVED_SCHEMA))

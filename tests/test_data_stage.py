@@ -121,3 +121,26 @@ def test_a_common_crawl_source_over_a_faulty_network_gives_the_same_documents_as
     columns = ["id", "url", "text", "source_file"]
     assert _rows(tmp_path / "remote" / "data" / "documents", columns) == _rows(tmp_path / "disk" / "data" / "documents", columns)
     assert remote["metrics"]["documents"] == from_disk["metrics"]["documents"] > 0
+
+
+def test_text_filters_run_in_batches_without_changing_any_output(shared_data, tmp_path, monkeypatch):
+    """Extraction runs ahead of language ID and the text filters by a batch of documents;
+    the staged rows are the same, in the same order, whatever the batch size."""
+    from tasks import data_stage
+
+    warc = shared_data / "warc" / "ukwa-data.gov.uk-2014-crawl-a.warc.gz"  # drops at four steps, keeps 16
+    config = DataConfig(records_per_shard=0)
+    shard = data_stage.plan_shards([warc], 0, data_stage.file_digests([warc]))[0]
+    staged = {}
+    for batch in (1, 3, 10_000):
+        monkeypatch.setattr(data_stage, "TEXT_FILTER_BATCH", batch)
+        out = tmp_path / f"batch-{batch}"
+        summary = data_stage.process_shard(shard, config, str(out), "code")
+        tables = {kind: pq.read_table(out / "_work" / f"{shard.key}.{kind}.parquet").to_pylist()
+                  for kind in ("candidates", "removed", "errors")}
+        staged[batch] = (tables, summary["filters"]["reasons"], summary["candidates"])
+    assert staged[1] == staged[3] == staged[10_000]
+    tables = staged[1][0]
+    assert tables["candidates"] and len({row["filter"] for row in tables["removed"]}) >= 3
+    positions = [row["record_index"] for row in tables["removed"]]
+    assert positions == sorted(positions)
