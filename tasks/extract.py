@@ -40,6 +40,7 @@ served as text/html) are "binary_content".
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -242,6 +243,12 @@ def _serve(requests: Connection, answers: Connection) -> None:
     except Exception:  # noqa: BLE001 - reported to the parent, which raises
         answers.send_bytes(_ERROR + traceback.format_exc().encode("utf-8", "replace"))
         return
+    # This process only extracts. Pages make few reference cycles (lxml trees are freed by
+    # reference counting: ~1,000 objects collected over the 941 benchmark pages), but the
+    # collector ran ~950 times, re-scanning everything start-up created; freezing that and
+    # collecting less often saves ~0.3 CPU s per 1,000 pages at the same peak memory.
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
     answers.send_bytes(_READY)
     while True:
         message = requests.recv_bytes()
