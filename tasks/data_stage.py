@@ -9,12 +9,14 @@ config, so a stage killed half-way re-uses the shards it finished.
 from __future__ import annotations
 
 import atexit
+import gc
 import hashlib
 import json
 import shutil
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,9 +237,6 @@ def close_shared_extractors() -> None:
 
 def process_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: str) -> dict[str, Any]:
     """Read, extract and filter one shard; stage candidates, removals and errors as Parquet."""
-    from tasks.filters.text_view import make_view
-    from tasks.warc_reader import HtmlDocument, ReadStats, iter_warc
-
     work_dir = Path(data_dir)
     paths = _staging(work_dir, shard)
     fingerprint = shard_fingerprint(shard, config, code_digest)
@@ -245,6 +244,30 @@ def process_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: 
         marker = json.loads(paths["marker"].read_text(encoding="utf-8"))
         if marker.get("fingerprint") == fingerprint and all(paths[k].is_file() for k in ("candidates", "removed", "errors")):
             return {**marker["summary"], "reused": True}
+
+    with _fewer_collections():
+        return _process(shard, config, paths, fingerprint)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run with the objects that exist now (the loaded lists and models, the tokenizer's
+    memo, ...) out of the garbage collector's sight, and with fewer collections: a shard
+    makes few reference cycles, and the collector re-scanning those objects ~300 times
+    per 1,000 pages cost ~0.25 CPU s. The previous settings come back afterwards."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], 10_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
+def _process(shard: Shard, config: DataConfig, paths: dict[str, Path], fingerprint: str) -> dict[str, Any]:
+    from tasks.filters.text_view import make_view
+    from tasks.warc_reader import HtmlDocument, ReadStats, iter_warc
 
     started = time.perf_counter()
     pipeline = _shared_pipeline(config)
