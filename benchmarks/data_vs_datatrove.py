@@ -264,7 +264,7 @@ def render(report: dict[str, Any]) -> str:
         f"document; ours read {o['read']}, datatrove {d['read']}). Left out of both: "
         + ", ".join(report["excluded"]) + ".",
         "",
-        "### Throughput (one process each, one run)",
+        f"### Throughput (one process each; the median of {len(report['rounds'])} alternating rounds)",
         "",
         "| side | CPU s | wall s | docs / CPU-s (per core) | docs / wall-s | pipeline CPU s | pipeline docs / CPU-s |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -280,6 +280,14 @@ def render(report: dict[str, Any]) -> str:
         f"| **ours / datatrove** | | | **{_ratio(dt['process_cpu_s'], ot['process_cpu_s'])}** | "
         f"{_ratio(dt['process_wall_s'], ot['process_wall_s'])} | | {_ratio(dt['pipeline_cpu_s'], ot['pipeline_cpu_s'])} |"
     )
+    rows = report["rounds"]
+    lines += [
+        "",
+        "Every round (CPU s): " + "; ".join(
+            f"ours {r['ours_cpu_s']:.1f}, datatrove {r['datatrove_cpu_s']:.1f} "
+            f"({_ratio(r['datatrove_cpu_s'], r['ours_cpu_s'])})" for r in rows
+        ) + ". Each side made the same decisions in every round.",
+    ]
     lines += [
         "",
         "CPU s and wall s cover the whole child process (interpreter start, imports, model and list loading); "
@@ -396,6 +404,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, help="datatrove's per-document extraction timeout "
                         "(default: our extraction.timeout_seconds)")
     parser.add_argument("--list", type=int, default=40, help="list up to N disagreeing documents")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="time each side this many times, alternating which goes first; the tables "
+                        "use each side's median round (this machine's timings vary by about 10%%)")
     args = parser.parse_args()
 
     if args.ours_worker:
@@ -417,26 +428,50 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     inputs_file = work / "inputs.txt"
     inputs_file.write_text("".join(f"{p}\n" for p in inputs), encoding="utf-8")
-    for side in ("ours", "datatrove", "ours-shared-dedup"):
+    rounds = max(1, args.rounds)
+    sides = [f"{side}-{k}" for k in range(1, rounds + 1) for side in ("ours", "datatrove")]
+    for side in (*sides, "ours-shared-dedup"):
         if (work / side).exists():
             raise SystemExit(f"{work / side} exists; use an empty --keep directory")
 
     dt_cmd = [str(dt_python), str(HERE / "datatrove_runner.py"), "--inputs", str(inputs_file),
               "--lid-model", str(lid_model), "--cache", str(cache), "--timeout", str(timeout)]
     print("preparing datatrove's cached assets (untimed) ...", file=sys.stderr)
-    _run_timed([*dt_cmd, "--out", str(work / "datatrove"), "--prepare"], work / "datatrove-prepare.log")
+    prepared = work / "datatrove-prepare"
+    _run_timed([*dt_cmd, "--out", str(prepared), "--prepare"], work / "datatrove-prepare.log")
     print("preparing our compiled URL lists (untimed; cached once per machine) ...", file=sys.stderr)
     from tasks.filters.url import describe_lists
 
     describe_lists(benchmark_config(lid_model).url_filter)
-    print("running ours ...", file=sys.stderr)
-    ours_t = _run_timed(
-        [sys.executable, str(Path(__file__).resolve()), "--ours-worker", str(work / "ours"), str(inputs_file),
-         str(lid_model)],
-        work / "ours.log",
-    )
-    print("running datatrove ...", file=sys.stderr)
-    dt_t = _run_timed([*dt_cmd, "--out", str(work / "datatrove")], work / "datatrove.log")
+
+    def run_side(side: str, k: int) -> tuple[dict[str, Any], dict[str, float]]:
+        out = work / f"{side}-{k}"
+        print(f"round {k}/{rounds}: running {side} ...", file=sys.stderr)
+        if side == "ours":
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--ours-worker", str(out), str(inputs_file),
+                   str(lid_model)]
+        else:
+            cmd = [*dt_cmd, "--out", str(out)]
+        timing = _run_timed(cmd, work / f"{side}-{k}.log")
+        return json.loads((out / "fates.json").read_text(encoding="utf-8")), timing
+
+    results: dict[str, list[tuple[dict[str, Any], dict[str, float]]]] = {"ours": [], "datatrove": []}
+    for k in range(1, rounds + 1):
+        # alternate who goes first, so that a drift in the machine's speed hits both sides alike
+        for side in ("ours", "datatrove") if k % 2 else ("datatrove", "ours"):
+            results[side].append(run_side(side, k))
+    for side, runs in results.items():
+        if any(run[0]["fates"] != runs[0][0]["fates"] for run in runs):
+            raise SystemExit(f"{side}: the fates differ between rounds (not deterministic)")
+    round_rows = [
+        {"ours_cpu_s": o[1]["process_cpu_s"], "datatrove_cpu_s": d[1]["process_cpu_s"]}
+        for o, d in zip(results["ours"], results["datatrove"], strict=True)
+    ]
+
+    def median_run(runs: list[tuple[dict[str, Any], dict[str, float]]]) -> dict[str, Any]:
+        fates, timing = sorted(runs, key=lambda run: run[1]["process_cpu_s"])[(len(runs) - 1) // 2]
+        fates["timing"].update(timing)
+        return fates
 
     fidelity = None
     if not args.no_fidelity_run:
@@ -448,10 +483,7 @@ def main() -> int:
         )
         fidelity = json.loads((work / "ours-shared-dedup" / "fates.json").read_text(encoding="utf-8"))
 
-    ours = json.loads((work / "ours" / "fates.json").read_text(encoding="utf-8"))
-    theirs = json.loads((work / "datatrove" / "fates.json").read_text(encoding="utf-8"))
-    ours["timing"].update(ours_t)
-    theirs["timing"].update(dt_t)
+    ours, theirs = median_run(results["ours"]), median_run(results["datatrove"])
     universe = {i for i, f in ours["fates"].items() if f != "reader"} | set(theirs["fates"])
     agree = agreement(ours["fates"], theirs["fates"], universe)
     agree_fidelity = None
@@ -483,6 +515,7 @@ def main() -> int:
         "agreement": agree,
         "agreement_shared_dedup": agree_fidelity,
         "disagreements": disagreements[: args.list],
+        "rounds": round_rows,
     }
     (work / "report.json").write_text(json.dumps(report, indent=1, default=dict), encoding="utf-8")
     text = render(report)
