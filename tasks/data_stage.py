@@ -204,8 +204,7 @@ TEXT_FILTER_BATCH = 64
 
 def _shared_pipeline(config: DataConfig) -> _Pipeline:
     """One set of loaded filters per worker process and config, kept across shards: the
-    URL blocklists and the language model take about 0.15 s to load, paid once per shard
-    before (a tenth of the stage's time on small shards)."""
+    language model and the URL filter's suffix list load once per process, not per shard."""
     key = config.model_dump_json()
     pipeline = _PIPELINES.get(key)
     if pipeline is None:
@@ -266,6 +265,7 @@ def _fewer_collections() -> Iterator[None]:
 
 
 def _process(shard: Shard, config: DataConfig, paths: dict[str, Path], fingerprint: str) -> dict[str, Any]:
+    """process_shard's work once the shard is known to need it."""
     from tasks.filters.text_view import make_view
     from tasks.warc_reader import HtmlDocument, ReadStats, iter_warc
 
