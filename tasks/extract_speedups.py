@@ -431,6 +431,16 @@ def union_follows_attribute_order() -> bool:
 # ------------------------------------------------------------------ evaluation
 
 _MEMO_LIMIT = 50_000  # entries per memo; cleared when full
+
+
+def _memoised(memo: dict[str, bool], value: str, test: ValueTest) -> bool:
+    """test(value), remembered in ``memo`` (cleared when full)."""
+    result = memo.get(value)
+    if result is None:
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        result = memo[value] = test(value)
+    return result
 _VALUE_MEMO_LIMIT = 100_000  # per attribute name of a FastGroup: (value -> bits)
 _UNKNOWN = object()
 
@@ -493,12 +503,7 @@ class FastXPath:
                 undecided = True
                 continue
             value = pairs[present[0] + 1]  # the first in the tag: document order
-            result = memo.get(value)
-            if result is None:
-                if len(memo) >= _MEMO_LIMIT:
-                    memo.clear()
-                result = memo[value] = test(value)
-            if result:
+            if _memoised(memo, value, test):
                 return True
         return None if undecided else False
 
@@ -657,14 +662,8 @@ class FastGroup:
                 if result:
                     bits |= 1 << index
         for u, (names, memo, test) in enumerate(self._unions):
-            if name in names:
-                result = memo.get(value)
-                if result is None:
-                    if len(memo) >= _MEMO_LIMIT:
-                        memo.clear()
-                    result = memo[value] = test(value)
-                if result:
-                    bits |= 1 << (len(self.members) + u)
+            if name in names and _memoised(memo, value, test):
+                bits |= 1 << (len(self.members) + u)
         return bits
 
     def walk(self, tree: etree._Element) -> list[tuple[etree._Element, int, str | None]]:
