@@ -13,6 +13,7 @@ import gc
 import hashlib
 import json
 import shutil
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -212,15 +213,17 @@ def _shared_pipeline(config: DataConfig) -> _Pipeline:
     return pipeline
 
 
-_EXTRACTORS: dict[str, Any] = {}
+_EXTRACTORS: dict[tuple[str, int], Any] = {}
 
 
 def _shared_extractor(config: ExtractionConfig) -> Any:
-    """One extraction child process per worker process and config, kept across shards
-    (starting one costs most of a second); closed when the worker exits."""
+    """One extraction child process per worker thread and config, kept across shards
+    (starting one costs most of a second); closed when the worker exits. Per thread: a
+    Dask worker may run several shards at once in threads, and one child answers one
+    request at a time."""
     from tasks.extract import IsolatedExtractor
 
-    key = config.model_dump_json()
+    key = (config.model_dump_json(), threading.get_ident())
     if key not in _EXTRACTORS:
         if not _EXTRACTORS:
             atexit.register(close_shared_extractors)
@@ -248,20 +251,31 @@ def process_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: 
         return _process(shard, config, paths, fingerprint)
 
 
+_gc_lock = threading.Lock()
+_gc_state: dict[str, Any] = {"users": 0, "threshold": None}
+
+
 @contextmanager
 def _fewer_collections() -> Iterator[None]:
     """Run with the objects that exist now (the loaded lists and models, the tokenizer's
     memo, ...) out of the garbage collector's sight, and with fewer collections: a shard
     makes few reference cycles, and the collector re-scanning those objects ~300 times
-    per 1,000 pages cost ~0.25 CPU s. The previous settings come back afterwards."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(threshold[0], 10_000), *threshold[1:])
+    per 1,000 pages cost ~0.25 CPU s. The settings are process-wide: shards running in
+    threads share them, and the last one to finish puts the previous ones back."""
+    with _gc_lock:
+        if _gc_state["users"] == 0:
+            threshold = _gc_state["threshold"] = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(max(threshold[0], 10_000), *threshold[1:])
+        _gc_state["users"] += 1
     try:
         yield
     finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
+        with _gc_lock:
+            _gc_state["users"] -= 1
+            if _gc_state["users"] == 0:
+                gc.set_threshold(*_gc_state["threshold"])
+                gc.unfreeze()
 
 
 def _process(shard: Shard, config: DataConfig, paths: dict[str, Path], fingerprint: str) -> dict[str, Any]:

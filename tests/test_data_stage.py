@@ -144,3 +144,31 @@ def test_text_filters_run_in_batches_without_changing_any_output(shared_data, tm
     assert tables["candidates"] and len({row["filter"] for row in tables["removed"]}) >= 3
     positions = [row["record_index"] for row in tables["removed"]]
     assert positions == sorted(positions)
+
+
+def test_shards_processed_in_threads_at_once_match_one_after_the_other(shared_data, tmp_path):
+    """A Dask worker may run shards in several threads of one process: each thread gets its
+    own extraction child, and the collector settings come back when the last shard ends."""
+    import gc
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tasks import data_stage
+
+    warcs = [shared_data / "warc" / name for name in
+             ("ukwa-data.gov.uk-2014-crawl-a.warc.gz", "dolma-sample-0000-wget-2024.warc.gz")]
+    config = DataConfig(records_per_shard=0)
+    shards = data_stage.plan_shards(warcs, 0, data_stage.file_digests(warcs))
+    threshold = gc.get_threshold()
+
+    def staged(out: Path) -> list[list[dict]]:
+        return [pq.read_table(out / "_work" / f"{shard.key}.{kind}.parquet").to_pylist()
+                for shard in shards for kind in ("candidates", "removed", "errors")]
+
+    for shard in shards:
+        data_stage.process_shard(shard, config, str(tmp_path / "serial"), "code")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda shard: data_stage.process_shard(shard, config, str(tmp_path / "threads"), "code"), shards))
+    assert staged(tmp_path / "threads") == staged(tmp_path / "serial")
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
+    assert len({key[1] for key in data_stage._EXTRACTORS}) >= 2  # one child per thread
+    data_stage.close_shared_extractors()
