@@ -255,3 +255,17 @@ def load_checkpoint(directory: Path, device: str | torch.device = "cpu") -> tupl
     model.to(device)
     model.eval()
     return model, state
+
+
+def load_checkpoint_for(
+    directory: Path, vocab_size: int, vocab_source: str, device: str | torch.device = "cpu"
+) -> tuple[GPT, dict[str, Any]]:
+    """load_checkpoint, refusing weights trained with another vocabulary than the tokenizer
+    about to be used with them (``vocab_source`` names it in the error)."""
+    model, state = load_checkpoint(directory, device)
+    if model.config.vocab_size != vocab_size:
+        raise ValueError(
+            f"checkpoint {directory} was trained with a vocabulary of {model.config.vocab_size} tokens, "
+            f"the tokenizer {vocab_source} has {vocab_size}"
+        )
+    return model, state

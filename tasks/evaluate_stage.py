@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from llmforge import atomic
 from llmforge.config import EvaluateConfig
 from llmforge.fingerprint import file_record
-from model.checkpoint import load_checkpoint
+from model.checkpoint import load_checkpoint_for
 from model.generate import generate
 from model.gpt import GPT, autocast_context
 from model.tokenizer import SPECIAL_TOKENS, BpeTokenizer
@@ -95,17 +95,6 @@ def samples(model: GPT, tokenizer: BpeTokenizer, config: EvaluateConfig) -> list
     return out
 
 
-def _load_matching(checkpoint_dir: Path, tokenizer: BpeTokenizer, tokenizer_path: Path) -> tuple[GPT, dict[str, Any]]:
-    model, state = load_checkpoint(checkpoint_dir)
-    model.eval()
-    if tokenizer.vocab_size != model.config.vocab_size:
-        raise ValueError(
-            f"tokenizer {tokenizer_path} has {tokenizer.vocab_size} tokens but the checkpoint in {checkpoint_dir} "
-            f"was trained with {model.config.vocab_size}"
-        )
-    return model, state
-
-
 def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
 
@@ -127,14 +116,14 @@ def checkpoint_row(checkpoint_dir: Path, model: GPT, state: dict[str, Any], metr
 
 def evaluate(checkpoint_dir: Path, tokenizer_path: Path, val_dir: Path, config: EvaluateConfig) -> dict[str, Any]:
     tokenizer = BpeTokenizer.from_file(tokenizer_path)
-    model, state = _load_matching(checkpoint_dir, tokenizer, tokenizer_path)
+    model, state = load_checkpoint_for(checkpoint_dir, tokenizer.vocab_size, str(tokenizer_path))
     docs = read_token_documents(val_dir, config.max_val_tokens + 1)
     byte_lengths = token_byte_lengths(tokenizer)
     metrics = _rounded(bits_per_byte(model, docs, byte_lengths, config.max_val_tokens))
     metrics["checkpoint_step"] = state.get("step")
     comparison = [checkpoint_row(checkpoint_dir, model, state, metrics)]
     for other in config.compare_checkpoints:
-        other_model, other_state = _load_matching(Path(other), tokenizer, tokenizer_path)
+        other_model, other_state = load_checkpoint_for(Path(other), tokenizer.vocab_size, str(tokenizer_path))
         other_metrics = _rounded(bits_per_byte(other_model, docs, byte_lengths, config.max_val_tokens))
         comparison.append(checkpoint_row(Path(other), other_model, other_state, other_metrics))
     result: dict[str, Any] = {"metrics": metrics, "samples": samples(model, tokenizer, config),

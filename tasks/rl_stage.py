@@ -23,7 +23,7 @@ import torch
 
 from llmforge import atomic
 from llmforge.config import RlConfig
-from model.checkpoint import load_checkpoint, save_checkpoint
+from model.checkpoint import load_checkpoint_for, save_checkpoint
 from model.grpo import group_advantages, make_rollout_batch, policy_gradient_loss
 from model.tokenizer import BpeTokenizer
 from tasks.pretrain_stage import pick_device
@@ -55,10 +55,7 @@ def rl(
     on_log: Callable[[RlStepLog], None] | None = None,
 ) -> dict[str, Any]:
     tokenizer = BpeTokenizer.from_file(tokenizer_path)
-    model, sft_state = load_checkpoint(sft_dir)
-    if model.config.vocab_size != tokenizer.vocab_size:
-        raise ValueError(f"checkpoint {sft_dir} has a vocabulary of {model.config.vocab_size}, "
-                         f"the tokenizer {tokenizer_path} {tokenizer.vocab_size}")
+    model, sft_state = load_checkpoint_for(sft_dir, tokenizer.vocab_size, str(tokenizer_path))
     device = pick_device(config.device)
     model.to(device)
     torch.manual_seed(config.seed)

@@ -20,7 +20,7 @@ import torch
 from llmforge import atomic
 from llmforge.config import SftConfig
 from llmforge.fingerprint import file_record
-from model.checkpoint import load_checkpoint, save_checkpoint
+from model.checkpoint import load_checkpoint_for, save_checkpoint
 from model.sft_batches import ConversationBatches
 from model.tokenizer import BpeTokenizer
 from model.train import StepLog, TrainConfig, train
@@ -70,10 +70,7 @@ def sft(
     on_log: Callable[[StepLog], None] | None = None,
 ) -> dict[str, Any]:
     tokenizer = BpeTokenizer.from_file(tokenizer_path)
-    model, base_state = load_checkpoint(base_dir)
-    if model.config.vocab_size != tokenizer.vocab_size:
-        raise ValueError(f"checkpoint {base_dir} has a vocabulary of {model.config.vocab_size}, "
-                         f"the tokenizer {tokenizer_path} {tokenizer.vocab_size}")
+    model, base_state = load_checkpoint_for(base_dir, tokenizer.vocab_size, str(tokenizer_path))
     seq_len = model.config.seq_len
     # A rendered example of seq_len + 1 tokens gives seq_len (input, target) pairs.
     examples, counts = sft_examples(tokenizer, config, seq_len + 1)

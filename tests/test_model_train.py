@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import load_checkpoint, save_checkpoint
+from model.checkpoint import load_checkpoint, load_checkpoint_for, save_checkpoint
 from model.gpt import GPT, GPTConfig, config_to_dict
 from model.train import (
     BatchSampler,
@@ -256,6 +256,14 @@ def test_checkpoint_round_trip_gives_identical_logits(tmp_path: Path) -> None:
     idx = torch.randint(0, VOCAB, (2, SEQ), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(model.eval()(idx)[0], loaded(idx)[0])
+
+
+def test_a_checkpoint_of_another_vocabulary_is_refused(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "ckpt", _model(), {"step": 1})
+    model, state = load_checkpoint_for(tmp_path / "ckpt", VOCAB, "tok.json")
+    assert model.config.vocab_size == VOCAB and state["step"] == 1
+    with pytest.raises(ValueError, match=f"vocabulary of {VOCAB} tokens, the tokenizer tok.json has {VOCAB + 1}"):
+        load_checkpoint_for(tmp_path / "ckpt", VOCAB + 1, "tok.json")
 
 
 def test_checkpoint_overwrite_is_clean(tmp_path: Path) -> None:
