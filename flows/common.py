@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
+
+from tasks.progress import progress_bar
 
 
 def process_pool(max_workers: int | None) -> ProcessPoolTaskRunner:
@@ -28,3 +34,21 @@ def artifact_key(workdir: str, name: str) -> str:
     """Keys group an artifact's history on the dashboard; one series per work directory and artifact."""
     slug = re.sub(r"[^a-z0-9]+", "-", os.path.basename(os.path.abspath(workdir)).lower()).strip("-") or "run"
     return f"{slug}-{name}"[:100]
+
+
+@contextmanager
+def step_progress(workdir: str, stage: str, description: str, total: int) -> Iterator[Callable[..., None]]:
+    """A training stage's progress on the dashboard (artifact "<stage>-progress") and on the
+    terminal; yields ``advance(steps_done, **fields shown beside the bar)``."""
+    progress_id = create_progress_artifact(progress=0.0, key=artifact_key(workdir, f"{stage}-progress"),
+                                           description=description)
+    bar = progress_bar(total)
+
+    def advance(done: int, **fields: Any) -> None:
+        update_progress_artifact(progress_id, progress=100.0 * done / total)
+        bar.advance_to(done, **fields)
+
+    try:
+        yield advance
+    finally:
+        bar.close()

@@ -6,39 +6,31 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import artifact_key
+from flows.common import artifact_key, step_progress
 from llmforge.config import PretrainConfig
 from llmforge.manifest import StageRun
 from model.train import StepLog
 from tasks import pretrain_launch, pretrain_stage
-from tasks.progress import progress_bar
 from tasks.loss_curve import plot_loss_curve
 
 
 @task(name="train-gpt", cache_policy=NO_CACHE)
 def train_task(workdir: str, config: PretrainConfig, checkpoint_dir: str, resume: bool = False) -> dict[str, Any]:
-    progress_id = create_progress_artifact(progress=0.0, key=artifact_key(workdir, "pretrain-progress"),
-                                           description="pretraining steps done (%)")
-
-    bar = progress_bar(config.steps)
-
-    def on_log(log: StepLog) -> None:
-        mfu = f"  MFU {100 * log.mfu:.1f}%" if log.mfu is not None else ""
-        print(f"step {log.step:5d}  loss {log.loss:.4f}  lr {log.lr:.2e}  {log.tokens_per_s:,.0f} tok/s{mfu}")
-        update_progress_artifact(progress_id, progress=100.0 * (log.step + 1) / config.steps)
-        bar.advance_to(log.step + 1, loss=log.loss, tokens_per_s=log.tokens_per_s)
-
     root = Path(workdir)
     args = (root / "tokens", root / "tokenizer" / "tokenizer.json", Path(checkpoint_dir), config)
-    try:
+    with step_progress(workdir, "pretrain", "pretraining steps done (%)", config.steps) as advance:
+
+        def on_log(log: StepLog) -> None:
+            mfu = f"  MFU {100 * log.mfu:.1f}%" if log.mfu is not None else ""
+            print(f"step {log.step:5d}  loss {log.loss:.4f}  lr {log.lr:.2e}  {log.tokens_per_s:,.0f} tok/s{mfu}")
+            advance(log.step + 1, loss=log.loss, tokens_per_s=log.tokens_per_s)
+
         if config.nproc > 1:
             return pretrain_launch.pretrain_distributed(*args, on_log=on_log, resume=resume)
         return pretrain_stage.pretrain(*args, on_log, resume=resume)
-    finally:
-        bar.close()
 
 
 @flow(name="pretrain", log_prints=True)

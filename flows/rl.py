@@ -6,34 +6,27 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import artifact_key
+from flows.common import artifact_key, step_progress
 from llmforge.config import RlConfig
 from llmforge.manifest import StageRun
 from tasks import rl_stage
-from tasks.progress import progress_bar
 
 
 @task(name="reinforce", cache_policy=NO_CACHE)
 def rl_task(workdir: str, config: RlConfig, checkpoint_dir: str) -> dict[str, Any]:
-    progress_id = create_progress_artifact(progress=0.0, key=artifact_key(workdir, "rl-progress"),
-                                           description="RL steps done (%)")
-    bar = progress_bar(config.steps)
-
-    def on_log(log: rl_stage.RlStepLog) -> None:
-        print(f"step {log.step:4d}  reward {log.mean_reward:.3f}  loss {log.loss:+.4f}  "
-              f"groups with signal {log.groups_with_signal}/{config.prompts_per_step}  {log.seconds:.1f}s")
-        update_progress_artifact(progress_id, progress=100.0 * (log.step + 1) / config.steps)
-        bar.advance_to(log.step + 1, reward=log.mean_reward)
-
     root = Path(workdir)
-    try:
+    with step_progress(workdir, "rl", "RL steps done (%)", config.steps) as advance:
+
+        def on_log(log: rl_stage.RlStepLog) -> None:
+            print(f"step {log.step:4d}  reward {log.mean_reward:.3f}  loss {log.loss:+.4f}  "
+                  f"groups with signal {log.groups_with_signal}/{config.prompts_per_step}  {log.seconds:.1f}s")
+            advance(log.step + 1, reward=log.mean_reward)
+
         return rl_stage.rl(root / "checkpoints" / "sft", root / "tokenizer" / "tokenizer.json",
                            Path(checkpoint_dir), config, on_log)
-    finally:
-        bar.close()
 
 
 @flow(name="rl", log_prints=True)

@@ -6,34 +6,27 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import artifact_key
+from flows.common import artifact_key, step_progress
 from llmforge.config import SftConfig
 from llmforge.manifest import StageRun
 from model.train import StepLog
 from tasks import sft_stage
-from tasks.progress import progress_bar
 
 
 @task(name="fine-tune", cache_policy=NO_CACHE)
 def sft_task(workdir: str, config: SftConfig, checkpoint_dir: str) -> dict[str, Any]:
-    progress_id = create_progress_artifact(progress=0.0, key=artifact_key(workdir, "sft-progress"),
-                                           description="fine-tuning steps done (%)")
-    bar = progress_bar(config.steps)
-
-    def on_log(log: StepLog) -> None:
-        print(f"step {log.step:5d}  loss {log.loss:.4f}  lr {log.lr:.2e}  {log.tokens_per_s:,.0f} tok/s")
-        update_progress_artifact(progress_id, progress=100.0 * (log.step + 1) / config.steps)
-        bar.advance_to(log.step + 1, loss=log.loss)
-
     root = Path(workdir)
-    try:
+    with step_progress(workdir, "sft", "fine-tuning steps done (%)", config.steps) as advance:
+
+        def on_log(log: StepLog) -> None:
+            print(f"step {log.step:5d}  loss {log.loss:.4f}  lr {log.lr:.2e}  {log.tokens_per_s:,.0f} tok/s")
+            advance(log.step + 1, loss=log.loss)
+
         return sft_stage.sft(root / "checkpoints" / "base", root / "tokenizer" / "tokenizer.json",
                              Path(checkpoint_dir), config, on_log)
-    finally:
-        bar.close()
 
 
 @flow(name="sft", log_prints=True)
