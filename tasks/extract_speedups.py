@@ -982,10 +982,7 @@ def install() -> bool:
         _stock_prune = htmlprocessing.prune_unwanted_nodes
         _fast_paths = fast
         _sequences.update(_verified_sequences())
-        for name in _PRUNE_IMPORTERS:
-            module = sys.modules.get(name) or __import__(name, fromlist=["_"])
-            if getattr(module, "prune_unwanted_nodes", None) is _stock_prune:
-                module.prune_unwanted_nodes = prune_unwanted_nodes
+        extract_speedups_stock.rebind(_PRUNE_IMPORTERS, "prune_unwanted_nodes", _stock_prune, prune_unwanted_nodes)
         # _extract loops over its module's BODY_XPATH: give it a list (a new one, the
         # shared xpaths.BODY_XPATH stays as it is) with the fast paths in place
         from trafilatura import main_extractor
@@ -1003,10 +1000,7 @@ def uninstall() -> None:
     with _state_lock:
         if _stock_prune is None:
             return
-        for name in _PRUNE_IMPORTERS:
-            module = sys.modules.get(name)
-            if module is not None and getattr(module, "prune_unwanted_nodes", None) is prune_unwanted_nodes:
-                module.prune_unwanted_nodes = _stock_prune
+        extract_speedups_stock.rebind(_PRUNE_IMPORTERS, "prune_unwanted_nodes", prune_unwanted_nodes, _stock_prune)
         _stock_prune = None
         _fast_paths = {}
         _sequences.clear()

@@ -30,6 +30,7 @@ ones); else stock code runs.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import re
 import threading
@@ -109,6 +110,15 @@ STOCK_TREE_CLEANING_SOURCE_SHA256 = "828e83a7393082def65c10022aa7cf43d0debfb0039
 _TREE_CLEANING_IMPORTERS = ("trafilatura.htmlprocessing", "trafilatura.core", "trafilatura.external")
 
 
+def rebind(module_names: tuple[str, ...], attribute: str, current: Any, replacement: Any) -> None:
+    """Point ``attribute`` at ``replacement`` in each named module where it is ``current``:
+    trafilatura's modules import these functions by name and call their own binding."""
+    for name in module_names:
+        module = importlib.import_module(name)
+        if getattr(module, attribute, None) is current:
+            setattr(module, attribute, replacement)
+
+
 def tree_cleaning(tree: Any, options: Any) -> Any:
     """trafilatura.htmlprocessing.tree_cleaning, step for step, with the per-name
     deletion walks skipped for names that do not occur in the tree."""
@@ -172,18 +182,13 @@ _stock_tree_cleaning: Callable[..., Any] | None = None
 
 def _install_tree_cleaning() -> None:
     global _stock_tree_cleaning
-    import importlib
-
     from trafilatura import htmlprocessing
 
     stock = htmlprocessing.tree_cleaning
     if _stock_tree_cleaning is not None or not stock_tree_cleaning_matches(stock):
         return
     _stock_tree_cleaning = stock
-    for name in _TREE_CLEANING_IMPORTERS:
-        module = importlib.import_module(name)
-        if getattr(module, "tree_cleaning", None) is stock:
-            module.tree_cleaning = tree_cleaning
+    rebind(_TREE_CLEANING_IMPORTERS, "tree_cleaning", stock, tree_cleaning)
 
 
 def install() -> bool:
@@ -204,8 +209,6 @@ def install() -> bool:
 
 def uninstall() -> None:
     global _stock_repair, _stock_tree_cleaning
-    import sys
-
     from trafilatura import utils
 
     with _lock:
@@ -214,10 +217,7 @@ def uninstall() -> None:
                 utils.repair_faulty_html = _stock_repair
             _stock_repair = None
         if _stock_tree_cleaning is not None:
-            for name in _TREE_CLEANING_IMPORTERS:
-                module = sys.modules.get(name)
-                if module is not None and getattr(module, "tree_cleaning", None) is tree_cleaning:
-                    module.tree_cleaning = _stock_tree_cleaning
+            rebind(_TREE_CLEANING_IMPORTERS, "tree_cleaning", tree_cleaning, _stock_tree_cleaning)
             _stock_tree_cleaning = None
 
 
