@@ -11,7 +11,7 @@ What runs:
 * input: the shared HTML pages framed as WARC response records (``benchmarks/frame_pages.py``) plus
   the shared real WARCs, except ``resiliparse-clipped-record.warc.gz`` on which datatrove fails the
   whole task (left out of both sides);
-* ours: ``tasks.data_stage.plan_shards`` + ``process_shard`` in one process (no Prefect), one shard
+* ours: ``tasks.data.stage.plan_shards`` + ``process_shard`` in one process (no Prefect), one shard
   per file, with a ``DataConfig`` that follows the recipe (language ``en`` > 0.65, same lid.176.ftz
   file as datatrove, MinHash/exact dedup and PII off: they run after the filters, and datatrove's
   side stops at the filters too);
@@ -47,7 +47,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.machine import cpu_model, total_ram  # noqa: E402
-from tasks.data_stage import DEDUP_FILTERS, FILTER_ORDER  # noqa: E402
+from tasks.data.stage import DEDUP_FILTERS, FILTER_ORDER  # noqa: E402
 
 from benchmarks import frame_pages  # noqa: E402
 
@@ -83,28 +83,28 @@ def extract_with_shared_dedup_cache(html, cfg):
     """Our extraction, but with one trafilatura dedup cache for the whole process (as datatrove's
     extractor process has). Runs inside our extractor's child process in the fidelity run."""
     global _shared_cache_installed
-    import tasks.extract
+    import tasks.data.extract
 
     if not _shared_cache_installed:
-        shared = tasks.extract.LRUCache(maxsize=tasks.extract.LRU_SIZE)
-        tasks.extract.LRUCache = lambda maxsize: shared  # type: ignore[assignment]
+        shared = tasks.data.extract.LRUCache(maxsize=tasks.data.extract.LRU_SIZE)
+        tasks.data.extract.LRUCache = lambda maxsize: shared  # type: ignore[assignment]
         _shared_cache_installed = True
-    return tasks.extract.extract_main_text(html, cfg)
+    return tasks.data.extract.extract_main_text(html, cfg)
 
 
 def _share_trafilatura_dedup_cache() -> None:
     """Benchmark-only patch for the fidelity run (see ``extract_with_shared_dedup_cache``).
 
-    Our extraction gives every page a fresh cache (tasks/extract.py); datatrove's extractor
+    Our extraction gives every page a fresh cache (tasks/data/extract.py); datatrove's extractor
     process keeps trafilatura's process-wide one, so boilerplate seen on earlier pages of the
     same site vanishes from later ones.
     """
-    import tasks.extract
+    import tasks.data.extract
 
-    isolated = getattr(tasks.extract, "IsolatedExtractor", None)
+    isolated = getattr(tasks.data.extract, "IsolatedExtractor", None)
     if isolated is None:  # extraction in this process
-        shared = tasks.extract.LRUCache(maxsize=tasks.extract.LRU_SIZE)
-        tasks.extract.LRUCache = lambda maxsize: shared  # type: ignore[assignment]
+        shared = tasks.data.extract.LRUCache(maxsize=tasks.data.extract.LRU_SIZE)
+        tasks.data.extract.LRUCache = lambda maxsize: shared  # type: ignore[assignment]
         return
 
     class SharedCacheExtractor(isolated):  # type: ignore[misc, valid-type]
@@ -112,7 +112,7 @@ def _share_trafilatura_dedup_cache() -> None:
             kwargs.setdefault("function", _SHARED_FUNCTION)
             super().__init__(cfg, **kwargs)
 
-    tasks.extract.IsolatedExtractor = SharedCacheExtractor  # type: ignore[misc]
+    tasks.data.extract.IsolatedExtractor = SharedCacheExtractor  # type: ignore[misc]
 
 
 def _cpu_seconds() -> float:
@@ -126,7 +126,7 @@ def run_ours(inputs: list[Path], out: Path, lid_model: Path, shared_dedup: bool 
     """The worker: our data stage's per-shard logic on every input, in this one process."""
     import pyarrow.parquet as pq
 
-    from tasks.data_stage import close_shared_extractors, file_digests, plan_shards, process_shard
+    from tasks.data.stage import close_shared_extractors, file_digests, plan_shards, process_shard
 
     if shared_dedup:
         _share_trafilatura_dedup_cache()
@@ -363,7 +363,7 @@ def write_markdown(text: str, path: Path) -> None:
 
 
 def _urls(inputs: list[Path]) -> dict[str, str]:
-    from tasks.warc_reader import HtmlDocument, iter_warc
+    from tasks.data.warc_reader import HtmlDocument, iter_warc
 
     urls: dict[str, str] = {}
     for path in inputs:
@@ -440,7 +440,7 @@ def main() -> int:
     prepared = work / "datatrove-prepare"
     _run_timed([*dt_cmd, "--out", str(prepared), "--prepare"], work / "datatrove-prepare.log")
     print("preparing our compiled URL lists (untimed; cached once per machine) ...", file=sys.stderr)
-    from tasks.filters.url import describe_lists
+    from tasks.data.filters.url import describe_lists
 
     describe_lists(benchmark_config(lid_model).url_filter)
 

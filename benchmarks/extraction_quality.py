@@ -4,7 +4,7 @@
 
 Prints one markdown report, ready to paste into BENCHMARKS.md. Compared:
 
-* "llmforge (FineWeb recipe)": ``tasks.extract.extract_main_text`` with the default
+* "llmforge (FineWeb recipe)": ``tasks.data.extract.extract_main_text`` with the default
   ``ExtractionConfig`` (favor_precision=True, include_comments=False, deduplicate=True
   within the page);
 * "trafilatura defaults": ``trafilatura.extract(html)`` with no options at all
@@ -61,7 +61,7 @@ from benchmarks.machine import cpu_model, total_ram  # noqa: E402
 import trafilatura  # noqa: E402
 
 from llmforge.config import ExtractionConfig  # noqa: E402
-from tasks.extract import IsolatedExtractor, extract_main_text  # noqa: E402
+from tasks.data.extract import IsolatedExtractor, extract_main_text  # noqa: E402
 
 Extractor = Callable[[bytes], "str | None"]
 

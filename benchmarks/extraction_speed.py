@@ -1,4 +1,4 @@
-"""Stock trafilatura vs ``tasks/extract_speedups.py``: time, and identity of every output.
+"""Stock trafilatura vs ``tasks/data/accel/fast_paths.py``: time, and identity of every output.
 
     .venv/bin/python benchmarks/extraction_speed.py              # from the repository root
     .venv/bin/python benchmarks/extraction_speed.py --rounds 3   # best of 3 per side
@@ -7,7 +7,7 @@ Input: every shared HTML page (``html/*/*/*.html.gz``, raw bytes, as the extract
 benchmark passes them) and every HTML document of the shared WARCs (decoded text, as the data
 stage passes it). Each document is extracted in this process with ``extract_main_text`` and
 ``ExtractionConfig(fast_pruning=False)`` (stock trafilatura) and ``fast_pruning=True`` (with
-``tasks/extract_speedups.py``), one after the other, the order alternating per document so
+``tasks/data/accel/fast_paths.py``), one after the other, the order alternating per document so
 that both sides run under the same machine load; the two texts must be equal for every
 document (the script exits 1 otherwise). Times are CPU seconds of this process
 (``time.process_time``) summed per side; with ``--rounds`` the best round per side.
@@ -30,8 +30,8 @@ if str(REPO_ROOT) not in sys.path:
 
 from llmforge.config import ExtractionConfig  # noqa: E402
 from tasks import extract_speedups  # noqa: E402
-from tasks.extract import extract_main_text  # noqa: E402
-from tasks.warc_reader import HtmlDocument, iter_warc  # noqa: E402
+from tasks.data.extract import extract_main_text  # noqa: E402
+from tasks.data.warc_reader import HtmlDocument, iter_warc  # noqa: E402
 
 
 def shared_data_dir() -> Path:

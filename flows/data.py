@@ -15,8 +15,9 @@ from llmforge.config import DataConfig
 from llmforge.fingerprint import source_digest
 from llmforge.manifest import StageRun
 from llmforge.stages import STAGES
-from tasks import data_report, data_stage
-from tasks.sources import resolve_source
+from tasks.data import report as data_report
+from tasks.data import stage as data_stage
+from tasks.data.sources import resolve_source
 
 
 @task(name="read-extract-filter", cache_policy=NO_CACHE)

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.common import artifact_key
 from llmforge.config import EvaluateConfig
 from llmforge.manifest import StageRun
-from tasks import evaluate_stage
+from tasks.train import evaluate as evaluate_stage
 
 
 @task(name="evaluate-checkpoint", cache_policy=NO_CACHE)

@@ -13,8 +13,9 @@ from flows.common import artifact_key, step_progress
 from llmforge.config import PretrainConfig
 from llmforge.manifest import StageRun
 from model.train import StepLog
-from tasks import pretrain_launch, pretrain_stage
-from tasks.loss_curve import plot_loss_curve
+from tasks.train import launch as pretrain_launch
+from tasks.train import pretrain as pretrain_stage
+from tasks.train.loss_curve import plot_loss_curve
 
 
 @task(name="train-gpt", cache_policy=NO_CACHE)

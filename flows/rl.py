@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.common import artifact_key, step_progress
 from llmforge.config import RlConfig
 from llmforge.manifest import StageRun
-from tasks import rl_stage
+from tasks.posttrain import rl as rl_stage
 
 
 @task(name="reinforce", cache_policy=NO_CACHE)

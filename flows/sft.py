@@ -13,7 +13,7 @@ from flows.common import artifact_key, step_progress
 from llmforge.config import SftConfig
 from llmforge.manifest import StageRun
 from model.train import StepLog
-from tasks import sft_stage
+from tasks.posttrain import sft as sft_stage
 
 
 @task(name="fine-tune", cache_policy=NO_CACHE)

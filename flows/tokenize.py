@@ -14,7 +14,7 @@ from llmforge import atomic
 from llmforge.atomic import replace_directory
 from llmforge.config import TokenizeConfig
 from llmforge.manifest import StageRun
-from tasks import tokenize_stage
+from tasks.tokenize import stage as tokenize_stage
 
 
 @task(name="train-tokenizer", cache_policy=NO_CACHE)

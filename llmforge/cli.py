@@ -111,7 +111,7 @@ def _run_stages(args: argparse.Namespace) -> dict[str, Any]:
 
     config = _load_config(args)
     if args.command in ("run", "data"):
-        from tasks.sources import check_source
+        from tasks.data.sources import check_source
 
         check_source(config.data)
     configure_prefect()
@@ -145,7 +145,7 @@ def _status(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _chat(args: argparse.Namespace) -> None:
-    from tasks.chat import ChatSession, latest_checkpoint
+    from tasks.chat.session import ChatSession, latest_checkpoint
 
     config = _load_config(args)
     checkpoint = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(Path(args.workdir))
@@ -188,7 +188,7 @@ def _tokens(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from model.checkpoint import load_checkpoint
     from model.export_hf import export_hf
-    from tasks.chat import latest_checkpoint
+    from tasks.chat.session import latest_checkpoint
 
     checkpoint = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(Path(args.workdir))
     model, _ = load_checkpoint(checkpoint)
@@ -197,8 +197,8 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from tasks.chat import latest_checkpoint
-    from tasks.serve import CheckpointBackend, ServeLimits, run_server
+    from tasks.chat.session import latest_checkpoint
+    from tasks.chat.serve import CheckpointBackend, ServeLimits, run_server
 
     config = _load_config(args)
     checkpoint = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(Path(args.workdir))

@@ -83,9 +83,9 @@ class ExtractionConfig(Section):
     max_html_bytes: int | None = 10_000_000
     # Share of control characters above which a page is binary content labelled as HTML.
     max_control_char_ratio: float | None = 0.01
-    # Evaluate trafilatura's pruning XPaths through tasks/extract_speedups.py: the same output,
+    # Evaluate trafilatura's pruning XPaths through tasks/data/accel/fast_paths.py: the same output,
     # about twice as fast; off runs stock trafilatura (the speed-ups check the version themselves).
-    fast_pruning: bool = execution_only(True, "faster, output-identical trafilatura pruning (tasks/extract_speedups.py)")
+    fast_pruning: bool = execution_only(True, "faster, output-identical trafilatura pruning (tasks/data/accel/fast_paths.py)")
 
 
 class LanguageConfig(Section):

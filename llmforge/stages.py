@@ -55,12 +55,12 @@ STAGES: dict[str, StageSpec] = {
                 "stats": "data/stats.json",
             },
             manifest="data/manifest.json",
-            code_modules=("tasks.data_stage", "tasks.warc_reader", "tasks.sample_corpus", "tasks.sources",
-                          "tasks.extract", "tasks.extract_speedups", "tasks.langid", "tasks.filters", "tasks.dedup", "tasks.pii"),
+            code_modules=("tasks.data.stage", "tasks.data.warc_reader", "tasks.data.sample_corpus", "tasks.data.sources",
+                          "tasks.data.extract", "tasks.data.accel.fast_paths", "tasks.data.langid", "tasks.data.filters", "tasks.data.dedup", "tasks.data.pii"),
             # The URL lists ship in datatrove, the public-suffix list in tld.
             libraries=("trafilatura", "lxml", "warcio", "python-magic", "faust-cchardet", "fasttext-predict",
                        "datatrove", "tld"),
-            extra={"inputs_ref": "tasks.sources:describe_source_inputs"},
+            extra={"inputs_ref": "tasks.data.sources:describe_source_inputs"},
         ),
         StageSpec(
             name="tokenize",
@@ -71,7 +71,7 @@ STAGES: dict[str, StageSpec] = {
             outputs={"tokenizer": "tokenizer/tokenizer.json", "train": "tokens/train", "val": "tokens/val",
                      "report": "reports/tokenizer.md"},
             manifest="tokens/manifest.json",
-            code_modules=("tasks.tokenize_stage", "model.tokenizer"),
+            code_modules=("tasks.tokenize.stage", "model.tokenizer"),
             libraries=("tokenizers", "tiktoken"),
         ),
         StageSpec(
@@ -83,7 +83,7 @@ STAGES: dict[str, StageSpec] = {
             outputs={"checkpoint": "checkpoints/base", "report": "reports/training.md",
                      "loss_curve": "reports/loss_curve.png"},
             manifest="checkpoints/base/manifest.json",
-            code_modules=("tasks.pretrain_stage", "tasks.pretrain_launch", "tasks.pretrain_worker", "tasks.loss_curve", "model"),
+            code_modules=("tasks.train.pretrain", "tasks.train.launch", "tasks.train.worker", "tasks.train.loss_curve", "model"),
             libraries=("torch",),
         ),
         StageSpec(
@@ -94,9 +94,9 @@ STAGES: dict[str, StageSpec] = {
             upstream=("pretrain", "tokenize"),
             outputs={"report": "reports/evaluation/report.md", "metrics": "reports/evaluation/metrics.json"},
             manifest="reports/evaluation/manifest.json",
-            code_modules=("tasks.evaluate_stage", "tasks.multiple_choice", "model"),
+            code_modules=("tasks.train.evaluate", "tasks.train.multiple_choice", "model"),
             libraries=("torch",),
-            extra={"inputs_ref": "tasks.evaluate_stage:describe_evaluate_inputs"},
+            extra={"inputs_ref": "tasks.train.evaluate:describe_evaluate_inputs"},
         ),
         StageSpec(
             name="sft",
@@ -106,10 +106,10 @@ STAGES: dict[str, StageSpec] = {
             upstream=("pretrain", "tokenize"),
             outputs={"checkpoint": "checkpoints/sft", "report": "reports/sft.md"},
             manifest="checkpoints/sft/manifest.json",
-            code_modules=("tasks.sft_stage", "tasks.sft_data", "tasks.conversations", "tasks.problem_solving",
-                          "tasks.pass_at_k", "model"),
+            code_modules=("tasks.posttrain.sft", "tasks.posttrain.sft_data", "tasks.posttrain.conversations", "tasks.posttrain.problems",
+                          "tasks.posttrain.pass_at_k", "model"),
             libraries=("torch", "datasets"),
-            extra={"inputs_ref": "tasks.sft_stage:describe_sft_inputs"},
+            extra={"inputs_ref": "tasks.posttrain.sft:describe_sft_inputs"},
         ),
         StageSpec(
             name="rl",
@@ -119,7 +119,7 @@ STAGES: dict[str, StageSpec] = {
             upstream=("sft", "tokenize"),
             outputs={"checkpoint": "checkpoints/rl", "report": "reports/rl.md"},
             manifest="checkpoints/rl/manifest.json",
-            code_modules=("tasks.rl_stage", "tasks.sft_data", "tasks.problem_solving", "tasks.pass_at_k", "model"),
+            code_modules=("tasks.posttrain.rl", "tasks.posttrain.sft_data", "tasks.posttrain.problems", "tasks.posttrain.pass_at_k", "model"),
             libraries=("torch",),
         ),
     )

@@ -209,7 +209,7 @@ def test_chat_session_runs_tool_calls(tok: BpeTokenizer, monkeypatch: pytest.Mon
 
     from llmforge.config import ChatConfig
     from model.engine import ToolCall
-    from tasks import chat
+    from tasks.chat import session as chat
 
     t = tok.token_id
     replies = [
@@ -249,7 +249,7 @@ def test_chat_session_runs_tool_calls(tok: BpeTokenizer, monkeypatch: pytest.Mon
 
 
 def test_chat_render_prompt_accepts_old_pairs(tok: BpeTokenizer) -> None:
-    from tasks.chat import render_prompt as chat_render_prompt
+    from tasks.chat.session import render_prompt as chat_render_prompt
 
     pairs = [("user", "Hi"), ("assistant", "Hello"), ("user", "Bye")]
     assert chat_render_prompt(tok, pairs) == render_prompt(tok, [{"role": r, "content": c} for r, c in pairs])

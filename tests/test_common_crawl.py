@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.common_crawl import (
+from tasks.data.common_crawl import (
     CrawlFetchError,
     FetchPolicy,
     HTTPStatusError,

@@ -9,7 +9,7 @@ import pytest
 
 from model.chat_format import render_conversation
 from model.tokenizer import BpeTokenizer, train_bpe
-from tasks.conversations import load_conversations, load_sft_examples, render_conversations
+from tasks.posttrain.conversations import load_conversations, load_sft_examples, render_conversations
 
 DATA = Path(__file__).parent / "data" / "conversations_tiny.jsonl"
 

@@ -25,7 +25,7 @@ def _rows(directory: Path, columns: list[str]) -> list[dict]:
 
 def test_every_response_record_of_the_shared_warcs_is_accounted_for(prefect_harness, shared_data, tmp_path):
     from flows.data import data_flow
-    from tasks.warc_reader import ReadStats, iter_warc
+    from tasks.data.warc_reader import ReadStats, iter_warc
 
     warc_dir = shared_data / "warc"
     outcome = data_flow(workdir=str(tmp_path), config=DataConfig(source=str(warc_dir), max_workers=2))
@@ -57,8 +57,8 @@ def test_every_response_record_of_the_shared_warcs_is_accounted_for(prefect_harn
 
 def test_a_stage_killed_half_way_reuses_finished_shards_and_gives_the_same_documents(prefect_harness, tmp_path):
     from flows.data import data_flow
-    from tasks import data_stage
-    from tasks.sources import resolve_source
+    from tasks.data import stage as data_stage
+    from tasks.data.sources import resolve_source
 
     config = DataConfig(sample_pages=120, records_per_shard=60, max_workers=2)
     clean = tmp_path / "clean"
@@ -126,7 +126,7 @@ def test_a_common_crawl_source_over_a_faulty_network_gives_the_same_documents_as
 def test_text_filters_run_in_batches_without_changing_any_output(shared_data, tmp_path, monkeypatch):
     """Extraction runs ahead of language ID and the text filters by a batch of documents;
     the staged rows are the same, in the same order, whatever the batch size."""
-    from tasks import data_stage
+    from tasks.data import stage as data_stage
 
     warc = shared_data / "warc" / "ukwa-data.gov.uk-2014-crawl-a.warc.gz"  # drops at four steps, keeps 16
     config = DataConfig(records_per_shard=0)
@@ -152,7 +152,7 @@ def test_shards_processed_in_threads_at_once_match_one_after_the_other(shared_da
     import gc
     from concurrent.futures import ThreadPoolExecutor
 
-    from tasks import data_stage
+    from tasks.data import stage as data_stage
 
     warcs = [shared_data / "warc" / name for name in
              ("ukwa-data.gov.uk-2014-crawl-a.warc.gz", "dolma-sample-0000-wget-2024.warc.gz")]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xxhash
 
-from tasks.dedup import (
+from tasks.data.dedup import (
     _permutations,
     band_hashes,
     candidate_ids,

@@ -18,7 +18,7 @@ from functools import cached_property
 import numpy as np
 import pytest
 
-from tasks.dedup import (
+from tasks.data.dedup import (
     JaccardVerifier,
     band_hashes,
     candidate_ids,
@@ -86,7 +86,7 @@ def _near_duplicate_pair(rng: random.Random, vocabulary: list[str], target: floa
 
 
 def _exact_jaccard(text_a: str, text_b: str) -> float:
-    """Reference shingle Jaccard on word tuples, independent of tasks.dedup's hashing."""
+    """Reference shingle Jaccard on word tuples, independent of tasks.data.dedup's hashing."""
 
     def shingles(text: str) -> set[tuple[str, ...]]:
         words = text.split()
@@ -231,7 +231,7 @@ def results(corpus: Corpus, plain: dict[str, str], verified: dict[str, str]) -> 
 
 
 def test_theoretical_curve() -> None:
-    # The S-curve of 14 buckets x 8 hashes, as quoted in tasks/dedup.py.
+    # The S-curve of 14 buckets x 8 hashes, as quoted in tasks/data/dedup.py.
     assert lsh_probability(0.5) == pytest.approx(0.0532, abs=5e-4)
     assert lsh_probability(0.7) == pytest.approx(0.5646, abs=5e-4)
     assert lsh_probability(0.8) == pytest.approx(0.9234, abs=5e-4)

@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 from llmforge.config import PretrainConfig
 from model.tokenizer import train_bpe
 from model.train import BatchSampler, pack_documents
-from tasks import pretrain_launch, pretrain_stage
+from tasks.train import launch as pretrain_launch
+from tasks.train import pretrain as pretrain_stage
 
 SEQ = 16
 

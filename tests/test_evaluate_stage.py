@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from model.gpt import GPT, GPTConfig
-from tasks.evaluate_stage import bits_per_byte, comparison_markdown, update_history
+from tasks.train.evaluate import bits_per_byte, comparison_markdown, update_history
 
 
 def test_batched_bits_per_byte_matches_window_by_window() -> None:

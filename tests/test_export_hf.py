@@ -94,7 +94,7 @@ def test_rejects_tokenizer_larger_than_model(tmp_path: Path, tokenizer_path: Pat
 
 def test_tokenizer_and_chat_template(tmp_path: Path, tokenizer_path: Path) -> None:
     from model.chat_format import render_conversation, render_prompt
-    from tasks.chat import render_prompt as chat_render_prompt
+    from tasks.chat.session import render_prompt as chat_render_prompt
 
     ours = BpeTokenizer.from_file(tokenizer_path)
     export_hf(_model(ours.vocab_size, 0, False), tokenizer_path, tmp_path)

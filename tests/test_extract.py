@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmforge.config import ExtractionConfig
-from tasks.extract import extract_main_text
+from tasks.data.extract import extract_main_text
 
 # English pages with gold snippets (evaldata.json) that FineWeb's settings extract
 # correctly with the pinned trafilatura: regression guards for our call, not a
@@ -85,7 +85,7 @@ import os
 import textwrap
 from concurrent.futures import ProcessPoolExecutor
 
-from tasks.extract import (
+from tasks.data.extract import (
     DEFAULT_MAX_HTML_BYTES,
     Extraction,
     ExtractionError,

@@ -1,4 +1,4 @@
-"""tasks/extract_speedups.py: the fast paths select exactly what trafilatura's XPaths select,
+"""tasks/data/accel/fast_paths.py: the fast paths select exactly what trafilatura's XPaths select,
 extraction output is unchanged, and anything unverified runs the stock code."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from lxml import etree
 from lxml.etree import XPath
 
 from llmforge.config import ExtractionConfig
-from tasks import extract_speedups as es
-from tasks.extract import extract_main_text
+from tasks.data.accel import fast_paths as es
+from tasks.data.extract import extract_main_text
 
 trafilatura = pytest.importorskip("trafilatura")
 from trafilatura import xpaths  # noqa: E402
@@ -296,7 +296,7 @@ def test_unsupported_forms_are_refused(path: str) -> None:
 
 
 def test_extraction_output_is_identical(pages: list[bytes], shared_data: Path, stock_after: None) -> None:
-    from tasks.warc_reader import HtmlDocument, iter_warc
+    from tasks.data.warc_reader import HtmlDocument, iter_warc
 
     docs: list[str | bytes] = list(pages)
     for path in sorted(shared_data.glob("warc/*.warc.gz"))[:4]:
@@ -408,7 +408,7 @@ _REPAIR_CASES = [
 
 @pytest.mark.parametrize("html", _REPAIR_CASES)
 def test_repair_faulty_html_is_the_stock_one(html: str) -> None:
-    from tasks import extract_speedups_stock as st
+    from tasks.data.accel import stock as st
     from trafilatura import utils
 
     stock = st._stock_repair or utils.repair_faulty_html
@@ -420,7 +420,7 @@ def test_repair_faulty_html_is_the_stock_one(html: str) -> None:
 
 
 def test_repair_faulty_html_on_real_pages(pages: list[bytes]) -> None:
-    from tasks import extract_speedups_stock as st
+    from tasks.data.accel import stock as st
     from trafilatura import utils
 
     stock = st._stock_repair or utils.repair_faulty_html
@@ -434,7 +434,7 @@ def test_repair_faulty_html_on_real_pages(pages: list[bytes]) -> None:
 
 
 def test_repair_stand_in_is_installed_with_the_fast_paths(stock_after: None) -> None:
-    from tasks import extract_speedups_stock as st
+    from tasks.data.accel import stock as st
     from trafilatura import utils
 
     es.ensure(False)
@@ -446,7 +446,7 @@ def test_repair_stand_in_is_installed_with_the_fast_paths(stock_after: None) -> 
 
 
 def test_a_changed_stock_repair_is_not_replaced(monkeypatch: pytest.MonkeyPatch, stock_after: None) -> None:
-    from tasks import extract_speedups_stock as st
+    from tasks.data.accel import stock as st
     from trafilatura import utils
 
     es.ensure(False)
@@ -475,7 +475,7 @@ def test_tree_cleaning_stand_in_cleans_like_stock(pages: list[bytes], settings: 
     from trafilatura import htmlprocessing
     from trafilatura.settings import Extractor
 
-    from tasks import extract_speedups_stock as st
+    from tasks.data.accel import stock as st
 
     stock = st._stock_tree_cleaning or htmlprocessing.tree_cleaning
     options = Extractor(**settings)
@@ -492,7 +492,7 @@ def test_tree_cleaning_stand_in_is_installed_only_over_the_mirrored_stock(
 ) -> None:
     from trafilatura import core, external, htmlprocessing
 
-    from tasks import extract_speedups_stock as st
+    from tasks.data.accel import stock as st
 
     es.ensure(False)
     st.uninstall()

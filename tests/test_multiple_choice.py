@@ -13,7 +13,7 @@ from torch import nn
 
 from model.gpt import GPT, GPTConfig
 from model.tokenizer import MIN_VOCAB_SIZE, BpeTokenizer, train_bpe
-from tasks.multiple_choice import (
+from tasks.train.multiple_choice import (
     continuation_text,
     evaluate_multiple_choice,
     load_examples,

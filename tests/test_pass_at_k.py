@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from tasks.pass_at_k import pass_at_k, pass_at_k_one
+from tasks.posttrain.pass_at_k import pass_at_k, pass_at_k_one
 
 
 @pytest.mark.parametrize("n,c,k", [(5, 2, 1), (5, 2, 3), (6, 0, 2), (6, 6, 4), (8, 3, 8), (16, 5, 16)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmforge.config import PiiConfig
-from tasks.pii import anonymize_pii, is_public_ipv4
+from tasks.data.pii import anonymize_pii, is_public_ipv4
 
 CFG = PiiConfig()
 

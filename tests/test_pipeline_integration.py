@@ -82,7 +82,7 @@ def test_every_stage_ran_and_outputs_are_consistent(pipeline_run):
 
 def test_removed_documents_match_the_ground_truth(pipeline_run):
     """Every page the sample labels for a filter is removed by exactly that filter; kept pages are kept."""
-    from tasks.sample_corpus import load_truth
+    from tasks.data.sample_corpus import load_truth
 
     workdir, _, _ = pipeline_run
     truth = load_truth(workdir / "sample" / "sample.truth.jsonl")
@@ -107,7 +107,7 @@ def test_second_run_skips_and_force_reruns_only_dependents(pipeline_run):
 
 def test_chat_replies_with_text(pipeline_run):
     from llmforge.config import ChatConfig
-    from tasks.chat import ChatSession, latest_checkpoint
+    from tasks.chat.session import ChatSession, latest_checkpoint
 
     workdir, _, _ = pipeline_run
     session = ChatSession(latest_checkpoint(workdir), workdir / "tokenizer" / "tokenizer.json", ChatConfig(max_new_tokens=16))
@@ -192,7 +192,7 @@ def test_cli_export_loads_in_transformers_with_the_same_logits(pipeline_run, tmp
     from transformers import AutoModelForCausalLM
 
     from model.checkpoint import load_checkpoint
-    from tasks.chat import latest_checkpoint
+    from tasks.chat.session import latest_checkpoint
 
     workdir, _, _ = pipeline_run
     code, out, err = _cli("export", "--format", "hf", "--workdir", str(workdir), "--out", str(tmp_path / "hf"))

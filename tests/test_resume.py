@@ -24,7 +24,7 @@ from model.checkpoint import load_training_state, save_training_state
 from model.gpt import GPT, GPTConfig
 from model.tokenizer import train_bpe
 from model.train import BatchSampler, TrainConfig, make_optimizer, pack_documents, train
-from tasks import pretrain_stage
+from tasks.train import pretrain as pretrain_stage
 
 REPO = Path(__file__).resolve().parents[1]
 SEQ = 16
@@ -197,7 +197,7 @@ _SCRIPT = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from llmforge.config import PretrainConfig
-    from tasks import pretrain_stage
+    from tasks.train import pretrain as pretrain_stage
 
     root, resume, delay = Path(sys.argv[1]), sys.argv[2] == "1", float(sys.argv[3])
     cfg = PretrainConfig(n_layer=1, n_head=2, n_embd=32, seq_len=16, batch_size=4, steps=24, warmup_steps=2,

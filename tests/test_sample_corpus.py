@@ -10,7 +10,7 @@ import pytest
 import trafilatura
 from warcio.archiveiterator import ArchiveIterator
 
-from tasks.sample_corpus import (
+from tasks.data.sample_corpus import (
     BOILERPLATE_MARKERS,
     LABELS,
     MIN_PAGES,
@@ -22,7 +22,7 @@ from tasks.sample_corpus import (
     text_checks,
     write_sample,
 )
-from tasks.warc_reader import HtmlDocument, ReadStats, SkippedRecord, count_records, iter_warc
+from tasks.data.warc_reader import HtmlDocument, ReadStats, SkippedRecord, count_records, iter_warc
 
 # Words of FineWeb's hard-banned URL list (datatrove's banned_words.txt) that the sample's URLs use.
 BANNED_URL_WORDS = ("porn", "xxx", "viagra", "cialis", "bdsm")
@@ -264,7 +264,7 @@ def test_duplicates_copy_an_earlier_kept_page(truth_rows, extracted, labels) -> 
 def test_kept_pages_are_neither_exact_nor_near_duplicates_of_each_other(extracted, labels) -> None:
     kept = [extracted[doc_id] for doc_id in ids_with(labels, "kept")]
     assert len(set(kept)) == len(kept)
-    from tasks.sample_corpus import shingles
+    from tasks.data.sample_corpus import shingles
 
     sets = [shingles(text) for text in kept]
     worst = 0.0
@@ -288,11 +288,11 @@ def test_labels_match_the_pipeline_filters(read, labels, lid_model_path: Path) -
     removed by exactly the stage its label names, and kept pages must survive them all."""
     try:
         from llmforge.config import DataConfig
-        from tasks.dedup import exact_dedup, minhash_dedup
-        from tasks.extract import extract_main_text
-        from tasks.filters import build_text_filters, run_text_filters
-        from tasks.filters.url import url_filter
-        from tasks.langid import LanguageIdentifier, language_filter
+        from tasks.data.dedup import exact_dedup, minhash_dedup
+        from tasks.data.extract import extract_main_text
+        from tasks.data.filters import build_text_filters, run_text_filters
+        from tasks.data.filters.url import url_filter
+        from tasks.data.langid import LanguageIdentifier, language_filter
     except ImportError as err:
         pytest.skip(f"the pipeline's filters are not available: {err}")
     cfg = DataConfig()

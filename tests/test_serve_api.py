@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from model.chat_format import ReplyDecoder
-from tasks.serve import BackgroundServer, CheckpointBackend, FakeBackend, ServeLimits, create_app
+from tasks.chat.serve import BackgroundServer, CheckpointBackend, FakeBackend, ServeLimits, create_app
 
 MODEL = "llmforge-fake"
 LIMITS = ServeLimits(max_body_bytes=32 * 1024, max_tokens=64, default_max_tokens=32)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tasks.serve import BackgroundServer, FakeBackend, ServeLimits, create_app
+from tasks.chat.serve import BackgroundServer, FakeBackend, ServeLimits, create_app
 
 MODEL = "llmforge-fake"
 
@@ -179,6 +179,6 @@ def test_page_is_self_contained(server: BackgroundServer) -> None:
     assert assets and all(a.startswith("/") and not a.startswith("//") for a in assets), assets
     for asset in assets:
         assert httpx.get(server.url + asset).status_code == 200, asset
-    web_dir = Path(__file__).resolve().parent.parent / "tasks" / "web"
+    web_dir = Path(__file__).resolve().parent.parent / "tasks" / "chat" / "web"
     for source in web_dir.iterdir():
         assert "http://" not in source.read_text() and "https://" not in source.read_text(), source

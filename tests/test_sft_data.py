@@ -9,7 +9,7 @@ import pytest
 
 from model.chat_format import normalize_messages, render_conversation
 from model.tokenizer import BpeTokenizer, train_bpe
-from tasks.sft_data import (
+from tasks.posttrain.sft_data import (
     FAMILY,
     HELDOUT_SIZE,
     IdentityConfig,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.data_stage import plan_shards
-from tasks.warc_reader import count_records, iter_warc
+from tasks.data.stage import plan_shards
+from tasks.data.warc_reader import count_records, iter_warc
 
 
 def _ids(shards) -> list[str | None]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llmforge.config import DataConfig
-from tasks.sources import SourceError, fetch_common_crawl, resolve_local
+from tasks.data.sources import SourceError, fetch_common_crawl, resolve_local
 
 
 def test_directory_glob_and_file_resolve_to_sorted_warcs(tmp_path: Path) -> None:

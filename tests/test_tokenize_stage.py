@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.tokenize_stage import check_encodable, is_validation, token_dtype
+from tasks.tokenize.stage import check_encodable, is_validation, token_dtype
 
 
 def test_the_tokenize_stage_names_a_document_with_unencodable_text() -> None:

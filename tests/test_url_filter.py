@@ -1,7 +1,7 @@
 """The URL filter against datatrove's real lists (UT1 blocklist and banned words) and real URLs.
 
 The rules and reasons follow datatrove 0.10.1's URLFilter; the differences are
-deliberate and listed in tasks/filters/url.py. (The older tests of the config-only
+deliberate and listed in tasks/data/filters/url.py. (The older tests of the config-only
 rules live in tests/test_filters.py.)
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from llmforge.config import UrlFilterConfig
-from tasks.filters import url as url_module
-from tasks.filters.url import (
+from tasks.data.filters import url as url_module
+from tasks.data.filters.url import (
     DATATROVE_REASONS,
     UT1_ARCHIVE,
     PublicSuffixList,

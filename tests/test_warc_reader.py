@@ -11,8 +11,8 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-import tasks.warc_reader as warc_reader
-from tasks.warc_reader import HtmlDocument, ReadStats, SkippedRecord, count_records, iter_warc, to_encodable
+import tasks.data.warc_reader as warc_reader
+from tasks.data.warc_reader import HtmlDocument, ReadStats, SkippedRecord, count_records, iter_warc, to_encodable
 
 CLIPPED = "resiliparse-clipped-record.warc.gz"
 

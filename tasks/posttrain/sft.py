@@ -24,10 +24,10 @@ from model.checkpoint import load_checkpoint_for, save_checkpoint
 from model.sft_batches import ConversationBatches
 from model.tokenizer import BpeTokenizer
 from model.train import StepLog, TrainConfig, train
-from tasks.conversations import SFTExample, load_sft_examples, render_conversations
-from tasks.pretrain_stage import pick_device
-from tasks.problem_solving import greedy_accuracy
-from tasks.sft_data import FAMILY, IdentityConfig, build_sft_mix, heldout_set
+from tasks.posttrain.conversations import SFTExample, load_sft_examples, render_conversations
+from tasks.train.pretrain import pick_device
+from tasks.posttrain.problems import greedy_accuracy
+from tasks.posttrain.sft_data import FAMILY, IdentityConfig, build_sft_mix, heldout_set
 
 
 def sft_examples(tokenizer: BpeTokenizer, config: SftConfig, max_tokens: int) -> tuple[list[SFTExample], dict[str, Any]]:

@@ -17,8 +17,8 @@ from model.chat_format import assistant_text, parse_assistant, render_prompt, to
 from model.engine import Completion, GenerationParams, ToolUse, generate_batch
 from model.gpt import GPT
 from model.tokenizer import BpeTokenizer
-from tasks.pass_at_k import pass_at_k
-from tasks.sft_data import Problem, is_correct, problem_prompt
+from tasks.posttrain.pass_at_k import pass_at_k
+from tasks.posttrain.sft_data import Problem, is_correct, problem_prompt
 
 
 def calculator_tool(tokenizer: BpeTokenizer) -> ToolUse:

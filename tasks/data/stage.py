@@ -102,7 +102,7 @@ def plan_shards(
     A file's last shard stays open-ended (stop=None) when it reads to the end, so
     damage at the end of the file is reported by exactly one shard.
     """
-    from tasks.warc_reader import count_records
+    from tasks.data.warc_reader import count_records
 
     shards: list[Shard] = []
     for path in files:
@@ -165,7 +165,7 @@ def _staging(work_dir: Path, shard: Shard) -> dict[str, Path]:
 
 def _dedup_fields(text: str, config: DataConfig) -> dict[str, Any]:
     """What the global dedup step needs of a document, computed here beside its text."""
-    from tasks.dedup import band_hashes, minhash_signatures, normalize_for_dedup
+    from tasks.data.dedup import band_hashes, minhash_signatures, normalize_for_dedup
 
     d = config.dedup
     signature = minhash_signatures(text, d.n_grams, d.buckets, d.hashes_per_bucket, d.seed) if d.minhash else None
@@ -179,9 +179,9 @@ class _Pipeline:
     """The per-document filters, built once per shard (the language model loads once)."""
 
     def __init__(self, config: DataConfig):
-        from tasks.filters import build_text_filters
-        from tasks.filters.url import url_filter
-        from tasks.langid import LanguageIdentifier, language_filter
+        from tasks.data.filters import build_text_filters
+        from tasks.data.filters.url import url_filter
+        from tasks.data.langid import LanguageIdentifier, language_filter
 
         self.config = config
         self.url_check = url_filter(config.url_filter) if config.url_filter.enabled else None
@@ -221,7 +221,7 @@ def _shared_extractor(config: ExtractionConfig) -> Any:
     (starting one costs most of a second); closed when the worker exits. Per thread: a
     Dask worker may run several shards at once in threads, and one child answers one
     request at a time."""
-    from tasks.extract import IsolatedExtractor
+    from tasks.data.extract import IsolatedExtractor
 
     key = (config.model_dump_json(), threading.get_ident())
     if key not in _EXTRACTORS:
@@ -280,8 +280,8 @@ def _fewer_collections() -> Iterator[None]:
 
 def _process(shard: Shard, config: DataConfig, paths: dict[str, Path], fingerprint: str) -> dict[str, Any]:
     """process_shard's work once the shard is known to need it."""
-    from tasks.filters.text_view import make_view
-    from tasks.warc_reader import HtmlDocument, ReadStats, iter_warc
+    from tasks.data.filters.text_view import make_view
+    from tasks.data.warc_reader import HtmlDocument, ReadStats, iter_warc
 
     started = time.perf_counter()
     pipeline = _shared_pipeline(config)
@@ -392,7 +392,7 @@ def find_duplicates(data_dir: str, shard_keys: list[str], config: DataConfig) ->
     Returns {filter: {duplicate id: kept id}}: exact duplicates first, then MinHash
     clusters among what is left. Documents are named by id, never by position.
     """
-    from tasks.dedup import candidate_ids, cluster_by_bands, exact_dedup
+    from tasks.data.dedup import candidate_ids, cluster_by_bands, exact_dedup
 
     ids: list[str] = []
     keys: list[str] = []
@@ -415,7 +415,7 @@ def find_duplicates(data_dir: str, shard_keys: list[str], config: DataConfig) ->
 
 def _verifier(data_dir: str, shard_keys: list[str], wanted: set[str], config: DataConfig) -> Callable[[str, str], bool]:
     """Exact-Jaccard check of candidate pairs; reads the texts of candidate documents only."""
-    from tasks.dedup import jaccard_verifier
+    from tasks.data.dedup import jaccard_verifier
 
     texts: dict[str, str] = {}
     for key in shard_keys:
@@ -428,7 +428,7 @@ def finalize_shard(
     data_dir: str, shard_key: str, duplicates: dict[str, dict[str, str]], config: DataConfig, out_dirs: dict[str, str]
 ) -> dict[str, int]:
     """Write one shard's final documents (duplicates removed, PII anonymised), removals and errors."""
-    from tasks.pii import anonymize_pii
+    from tasks.data.pii import anonymize_pii
 
     staging = Path(data_dir) / "_work"
     candidates = pq.read_table(staging / f"{shard_key}.candidates.parquet").to_pylist()

@@ -32,7 +32,7 @@ What
    expression still gets what it selects on the tree at its turn: the walk's
    candidates that earlier deletions did not remove, the other predicates evaluated
    by lxml then.
-3. ``tasks/extract_speedups_stock.py`` stands in for stock functions outside XPath
+3. ``tasks/data/accel/stock.py`` stands in for stock functions outside XPath
    (``repair_faulty_html``), installed and removed with the rest.
 4. lxml.html's element class lookup (a Python method, called for every proxy lxml
    creates, about 4 million per 1000 pages) is answered from a dict in C for the
@@ -90,7 +90,7 @@ from typing import Any
 from lxml import etree
 from lxml.etree import XPath
 
-from tasks import extract_speedups_stock
+from tasks.data.accel import stock as extract_speedups_stock
 
 REGEXP_NS = "http://exslt.org/regular-expressions"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from llmforge.config import PretrainConfig
 from model.train import StepLog
-from tasks.pretrain_worker import LOG_PREFIX
+from tasks.train.worker import LOG_PREFIX
 
 # Lines of worker output kept to explain a failure.
 _TAIL_LINES = 40
@@ -33,7 +33,7 @@ def torchrun_command(nproc: int, spec_path: Path) -> list[str]:
     """The launcher for one machine; `--standalone` picks a free rendezvous port by itself."""
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-        "-m", "tasks.pretrain_worker", str(spec_path),
+        "-m", "tasks.train.worker", str(spec_path),
     ]
 
 

@@ -20,8 +20,8 @@ from model.checkpoint import load_checkpoint_for
 from model.generate import generate
 from model.gpt import GPT, autocast_context
 from model.tokenizer import SPECIAL_TOKENS, BpeTokenizer
-from tasks.multiple_choice import evaluate_multiple_choice
-from tasks.tokenize_stage import read_token_documents
+from tasks.train.multiple_choice import evaluate_multiple_choice
+from tasks.tokenize.stage import read_token_documents
 
 
 def token_byte_lengths(tokenizer: BpeTokenizer) -> torch.Tensor:

@@ -1,6 +1,6 @@
-"""One data-parallel training process, as started by `torchrun` (see `tasks.pretrain_launch`).
+"""One data-parallel training process, as started by `torchrun` (see `tasks.train.launch`).
 
-`python -m torch.distributed.run --nproc_per_node N -m tasks.pretrain_worker SPEC.json`
+`python -m torch.distributed.run --nproc_per_node N -m tasks.train.worker SPEC.json`
 runs `pretrain_stage.pretrain` in N processes. Rank 0 prints each logged step as
 one JSON line after LOG_PREFIX (the launcher turns them back into StepLogs) and
 writes the result to the spec's `result_path`; any rank that fails exits non-zero,
@@ -18,14 +18,14 @@ from llmforge import atomic
 from llmforge.config import PretrainConfig
 from model import distributed
 from model.train import StepLog
-from tasks import pretrain_stage
+from tasks.train import pretrain as pretrain_stage
 
 LOG_PREFIX = "LLMFORGE_STEP "
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m tasks.pretrain_worker SPEC.json", file=sys.stderr)
+        print("usage: python -m tasks.train.worker SPEC.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     config = PretrainConfig.model_validate(spec["config"])

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from functools import partial
 
 from llmforge.config import C4QualityConfig
-from tasks.filters.text_view import TextView, count_sentences, make_view, split_sentences
+from tasks.data.filters.text_view import TextView, count_sentences, make_view, split_sentences
 
 _CITATION_RE = re.compile(r"\[(?:\d*|edit|citation needed)\]")
 _TERMINAL_PUNCTUATION = (".", "?", "!", '"', "'")

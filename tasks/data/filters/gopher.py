@@ -19,7 +19,7 @@ from operator import itemgetter
 import numpy as np
 
 from llmforge.config import GopherQualityConfig, GopherRepetitionConfig
-from tasks.filters.text_view import TextView, has_alpha
+from tasks.data.filters.text_view import TextView, has_alpha
 
 # ----------------------------------------------------------------- repetition
 

@@ -59,7 +59,7 @@ from trafilatura.deduplication import LRUCache
 from trafilatura.settings import LRU_SIZE
 
 from llmforge.config import ExtractionConfig
-from tasks import extract_speedups
+from tasks.data.accel import fast_paths as extract_speedups
 
 # Defaults of the input guard, used while ExtractionConfig has no such fields.
 DEFAULT_MAX_HTML_BYTES: int | None = 10_000_000

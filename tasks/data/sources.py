@@ -53,7 +53,7 @@ def resolve_local(source: str) -> list[Path]:
 
 def fetch_common_crawl(crawl_id: str, config: DataConfig, cache_dir: Path) -> list[Path]:
     """Download (or find in the cache) the first `cc_max_files` WARC files of a crawl."""
-    from tasks.common_crawl import CrawlFetchError, FetchPolicy, fetch_crawl
+    from tasks.data.common_crawl import CrawlFetchError, FetchPolicy, fetch_crawl
 
     policy = FetchPolicy(
         timeout_seconds=config.cc_timeout_seconds,
@@ -80,7 +80,7 @@ def check_source(config: DataConfig) -> None:
 def resolve_source(config: DataConfig, workdir: Path) -> list[Path]:
     """The WARC files to read, generating or downloading them first where needed."""
     if config.source == "sample":
-        from tasks.sample_corpus import write_sample
+        from tasks.data.sample_corpus import write_sample
 
         corpus = write_sample(sample_dir(workdir), seed=config.sample_seed, pages=config.sample_pages)
         return [corpus.warc_path]
@@ -95,7 +95,7 @@ def describe_source_inputs(workdir: Path, config: DataConfig, known: dict[str, A
     The sample is described by its generator (code and seed are already fingerprinted),
     and a Common Crawl source by its crawl id: both are immutable.
     """
-    from tasks.langid import default_model_path
+    from tasks.data.langid import default_model_path
 
     model = Path(config.language.model_path) if config.language.model_path else default_model_path()
     lid = file_record(model, (known or {}).get("lid_model")) if model.is_file() else {"missing": str(model)}

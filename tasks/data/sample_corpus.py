@@ -41,7 +41,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from llmforge import atomic
-from tasks.warc_reader import HTML_MIME_TYPES, decode_payload
+from tasks.data.warc_reader import HTML_MIME_TYPES, decode_payload
 
 # Pipeline order; the label of a page is the first stage that must remove it.
 LABELS: tuple[str, ...] = (
@@ -314,7 +314,7 @@ def _passes_quality(page: _Prose) -> bool:
 # Independent, approximate versions of the FineWeb text filters (datatrove's
 # definitions, the thresholds of llmforge.config), used to build pages that
 # clearly pass or clearly fail them and to test the labels. They are not the
-# pipeline's filters (those live in tasks/filters).
+# pipeline's filters (those live in tasks/data/filters).
 
 _TOKEN = re.compile(r"\.{2,}|…|\w+(?:[-.'’]\w+)*|[^\w\s]")
 _PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~“”‘’…–—«»")

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from functools import partial
 
 from llmforge.config import FineWebQualityConfig
-from tasks.filters.gopher import find_duplicates
-from tasks.filters.text_view import TERMINAL_PUNCTUATION, TextView
+from tasks.data.filters.gopher import find_duplicates
+from tasks.data.filters.text_view import TERMINAL_PUNCTUATION, TextView
 
 _LINE_END_MARKS = tuple(TERMINAL_PUNCTUATION)
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from functools import partial
 
 from llmforge.config import C4QualityConfig, FineWebQualityConfig, GopherQualityConfig, GopherRepetitionConfig
-from tasks.filters.c4 import c4_quality
-from tasks.filters.fineweb import fineweb_quality
-from tasks.filters.gopher import gopher_quality, gopher_repetition
-from tasks.filters.text_view import TextView, make_view
+from tasks.data.filters.c4 import c4_quality
+from tasks.data.filters.fineweb import fineweb_quality
+from tasks.data.filters.gopher import gopher_quality, gopher_repetition
+from tasks.data.filters.text_view import TextView, make_view
 
 Filter = Callable[[TextView], str | None]
 Rewrite = Callable[[TextView], tuple[str | None, TextView]]

@@ -20,8 +20,8 @@ from model.gpt import GPT, GPTConfig
 from model.packed_loader import PackedLoader
 from model.tokenizer import BpeTokenizer
 from model.train import BatchSampler, StepLog, TrainConfig, make_optimizer, pack_documents, train
-from tasks.evaluate_stage import bits_per_byte, token_byte_lengths
-from tasks.tokenize_stage import read_token_documents
+from tasks.train.evaluate import bits_per_byte, token_byte_lengths
+from tasks.tokenize.stage import read_token_documents
 
 
 def pick_device(requested: str, local_rank: int = 0) -> str:

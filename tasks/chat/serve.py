@@ -2,7 +2,7 @@
 
 Endpoints
 ---------
-* `GET /`: the chat page (plain HTML/CSS/JS from `tasks/web/`, no build step, no CDN).
+* `GET /`: the chat page (plain HTML/CSS/JS from `tasks/chat/web/`, no build step, no CDN).
 * `GET /v1/models`, `GET /v1/models/{id}`: the one model this server holds.
 * `POST /v1/chat/completions`: OpenAI's request and response shapes, with and
   without `stream` (Server-Sent Events ending with `data: [DONE]`).
@@ -176,13 +176,13 @@ def render_chat_prompt(tokenizer: Any, messages: list[dict[str, Any]]) -> list[i
     """Prompt ids in the project's chat format, ending with `<|assistant_start|>`.
 
     `model.chat_format` is the full format (system turns, tool calls); the older
-    `tasks.chat.render_prompt` (plain system/user/assistant strings) is the fallback
+    `tasks.chat.session.render_prompt` (plain system/user/assistant strings) is the fallback
     for checkouts that predate it.
     """
     try:
         from model.chat_format import render_prompt
     except ImportError:
-        from tasks.chat import render_prompt as legacy_render_prompt
+        from tasks.chat.session import render_prompt as legacy_render_prompt
 
         history = [(str(m["role"]), str(m.get("content") or "")) for m in messages]
         return legacy_render_prompt(tokenizer, history)

@@ -1,0 +1,1 @@
+"""The data stage: WARC and sample sources, reading, extraction, language ID, filters, dedup, PII."""

@@ -1,0 +1,1 @@
+"""An optional, output-identical accelerator for trafilatura's extraction."""

@@ -1,0 +1,1 @@
+"""Post-training: SFT data and training, RL on problems with checkable answers, pass@k."""

@@ -1,0 +1,1 @@
+"""The tokenize stage: BPE training on the documents and token shards."""

@@ -1,0 +1,1 @@
+"""Pretraining (one process or torchrun) and evaluation."""
