@@ -1,7 +1,7 @@
 """Side-by-side: our data stage vs datatrove 0.10.1's FineWeb recipe, on the same WARC files.
 
     .venv/bin/python benchmarks/data_vs_datatrove.py            # from the repository root
-    .venv/bin/python benchmarks/data_vs_datatrove.py --no-write # print only, leave BENCHMARKS.md alone
+    .venv/bin/python benchmarks/data_vs_datatrove.py --no-write # print only, leave the results file alone
 
 Needs the datatrove venv (``bash benchmarks/setup_datatrove_env.sh``) and the shared data
 (``$LLMFORGE_SHARED_DATA`` or ``../shared/data``). Not a test: it asserts nothing about speed.
@@ -399,7 +399,7 @@ def main() -> int:
     parser.add_argument("--shared-dedup", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-fidelity-run", action="store_true",
                         help="skip the second (untimed) run of ours with datatrove's shared dedup cache")
-    parser.add_argument("--no-write", action="store_true", help="don't update BENCHMARKS.md")
+    parser.add_argument("--no-write", action="store_true", help="don't update benchmarks/results/data_vs_datatrove.md")
     parser.add_argument("--keep", type=Path, help="keep both sides' outputs in this directory")
     parser.add_argument("--timeout", type=float, help="datatrove's per-document extraction timeout "
                         "(default: our extraction.timeout_seconds)")
@@ -521,8 +521,9 @@ def main() -> int:
     text = render(report)
     print(text)
     if not args.no_write:
-        write_markdown(text, REPO_ROOT / "BENCHMARKS.md")
-        print("updated BENCHMARKS.md", file=sys.stderr)
+        target = REPO_ROOT / "benchmarks" / "results" / "data_vs_datatrove.md"
+        write_markdown(text, target)
+        print(f"updated {target.relative_to(REPO_ROOT)}", file=sys.stderr)
     print(f"outputs in {work}", file=sys.stderr)
     return 0
 
