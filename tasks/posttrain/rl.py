@@ -26,7 +26,7 @@ from llmforge.config import RlConfig
 from model.checkpoint import load_checkpoint_for, save_checkpoint
 from model.grpo import group_advantages, make_rollout_batch, policy_gradient_loss
 from model.tokenizer import BpeTokenizer
-from tasks.train.pretrain import pick_device
+from model.distributed import pick_device
 from tasks.posttrain.problems import attempt, pass_metrics, problem_prompt_ids, reply_params
 from tasks.posttrain.sft_data import generate_problem, heldout_set
 

@@ -25,7 +25,7 @@ from model.sft_batches import ConversationBatches
 from model.tokenizer import BpeTokenizer
 from model.train import StepLog, TrainConfig, train
 from tasks.posttrain.conversations import SFTExample, load_sft_examples, render_conversations
-from tasks.train.pretrain import pick_device
+from model.distributed import pick_device
 from tasks.posttrain.problems import greedy_accuracy
 from tasks.posttrain.sft_data import FAMILY, IdentityConfig, build_sft_mix, heldout_set
 
