@@ -17,7 +17,10 @@ from typing import Any
 
 import pytest
 
-from tasks.chat.serve import BackgroundServer, FakeBackend, ServeLimits, create_app
+from tasks.chat.api import create_app
+from tasks.chat.backend import FakeBackend
+from tasks.chat.serve import BackgroundServer
+from tasks.chat.validation import ServeLimits
 
 MODEL = "llmforge-fake"
 
