@@ -47,6 +47,7 @@ def _model(vocab_size: int, seed: int, perturb_norms: bool) -> GPT:
     return model.eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("perturb_norms", [False, True])
 def test_logits_match(tmp_path: Path, tokenizer_path: Path, perturb_norms: bool) -> None:
     vocab = BpeTokenizer.from_file(tokenizer_path).vocab_size

@@ -22,6 +22,9 @@ from tasks.chat.backend import FakeBackend
 from tasks.chat.serve import BackgroundServer
 from tasks.chat.validation import ServeLimits
 
+# A real Chromium per module: seconds of start-up before the first page.
+pytestmark = pytest.mark.slow
+
 MODEL = "llmforge-fake"
 
 # Flags that keep Chromium from reaching outside hosts (component updates, field trials,
