@@ -45,10 +45,11 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from model import calculator
+from model.engine import ToolCall, ToolUse
 from model.tokenizer import SPECIAL_TOKENS, BpeTokenizer
 
 Part = dict[str, str]
@@ -394,12 +395,21 @@ def tool_feedback(tokenizer: BpeTokenizer, call_ids: Sequence[int]) -> list[int]
     `call_ids` is the call's expression (the engine's `ToolCall.body`); special tokens
     in it (e.g. the start/end markers themselves) are ignored. The calculator never
     raises: a bad expression gives "error: ..." as the output, which the model sees.
-    Engine hook: `ToolUse(call_start, call_end, lambda call: tool_feedback(tok, call.body))`.
     """
     expression = tokenizer.decode([int(i) for i in call_ids if int(i) >= len(SPECIAL_TOKENS)])
     result = calculator.evaluate(expression)
     start, end = tokenizer.token_id("<|tool_output_start|>"), tokenizer.token_id("<|tool_output_end|>")
     return [start, *tokenizer.encode(result), end]
+
+
+def calculator_tool(tokenizer: BpeTokenizer, feedback: Callable[[ToolCall], Sequence[int]] | None = None) -> ToolUse:
+    """The engine's hook for calculator calls in this format: on `<|tool_call_end|>` the engine
+    force-feeds `feedback(call)`, by default `tool_feedback` of the call's expression."""
+    return ToolUse(
+        tokenizer.token_id("<|tool_call_start|>"),
+        tokenizer.token_id("<|tool_call_end|>"),
+        feedback or (lambda call: tool_feedback(tokenizer, call.body)),
+    )
 
 
 class ReplyDecoder:

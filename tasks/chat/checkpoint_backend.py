@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from model.chat_format import ReplyDecoder, normalize_messages, render_prompt, tool_feedback
+from model.chat_format import ReplyDecoder, calculator_tool, normalize_messages, render_prompt
 from model.checkpoint import load_checkpoint
-from model.engine import GenerationParams, TokenEvent, ToolUse, stream_batch
+from model.engine import GenerationParams, TokenEvent, stream_batch
 from model.tokenizer import BpeTokenizer
 from tasks.chat.backend import Generation
 
@@ -44,10 +44,7 @@ class CheckpointBackend:
         # The checkpoint's stage (base/sft/rl) names the model, so clients see which one answers.
         self.model_name = model_name or f"llmforge-{checkpoint_dir.resolve().name}"
         self._stop_ids = frozenset({self.tokenizer.token_id("<|assistant_end|>"), self.tokenizer.bos_id})
-        tok = self.tokenizer
-        # The calculator, which the model may call mid-reply.
-        self._tool = ToolUse(tok.token_id("<|tool_call_start|>"), tok.token_id("<|tool_call_end|>"),
-                             lambda call: tool_feedback(tok, call.body))
+        self._tool = calculator_tool(self.tokenizer)  # the model may call it mid-reply
 
     def validate(self, messages: list[dict[str, Any]]) -> None:
         normalize_messages(messages)

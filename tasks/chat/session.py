@@ -11,7 +11,7 @@ import torch
 from llmforge.config import ChatConfig
 from model import chat_format
 from model.checkpoint import load_checkpoint
-from model.engine import GenerationParams, ToolCall, ToolUse, stream
+from model.engine import GenerationParams, ToolCall, stream
 from model.gpt import GPT
 from model.tokenizer import BpeTokenizer
 
@@ -85,7 +85,7 @@ class ChatSession:
     def _generate(self, on_text: Callable[[str], None] | None) -> list[int]:
         """The reply's tokens (tool outputs included), sampled after the conversation so far."""
         tok = self.tokenizer
-        tool = ToolUse(tok.token_id("<|tool_call_start|>"), tok.token_id("<|tool_call_end|>"), _ReplyCalculator(tok))
+        tool = chat_format.calculator_tool(tok, _ReplyCalculator(tok))
         params = GenerationParams(max_new_tokens=self.config.max_new_tokens, temperature=self.config.temperature,
                                   top_k=self.config.top_k, stop_ids={tok.token_id("<|assistant_end|>"), tok.bos_id},
                                   overflow="slide")
