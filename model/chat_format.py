@@ -295,7 +295,7 @@ def render_conversation(
     Needs at least one assistant turn, and no assistant turn may end on a tool
     output (the reply must continue after it). With `max_tokens`, a longer
     conversation is cut to its first `max_tokens` tokens and `.truncated` is set;
-    whether to keep or skip it is the caller's choice (`tasks.posttrain.conversations`).
+    whether to keep or skip it is the caller's choice (`model.sft_batches.render_examples`).
     """
     normalized = normalize_messages(messages)
     if not any(m["role"] == "assistant" for m in normalized):
