@@ -10,6 +10,29 @@ and a run may resume with another split of the same global batch.
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
+import torch
+
+
+class TrainingBatches(Protocol):
+    """What the training loop needs from a sampler: its shape, its split, the next micro-batch,
+    and a state to checkpoint (`BatchSampler`, `PackedLoader`, `ConversationBatches`)."""
+
+    batch_size: int
+    seq_len: int
+    world_size: int
+    grad_accum_steps: int
+
+    @property
+    def steps_done(self) -> int: ...
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
 
 class GlobalBatchSplit:
     """The bookkeeping the samplers share: this rank's position and its slice of each step."""

@@ -45,10 +45,11 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from model import calculator
+from model.engine import ToolCall, ToolUse
 from model.tokenizer import SPECIAL_TOKENS, BpeTokenizer
 
 Part = dict[str, str]
@@ -149,64 +150,85 @@ def normalize_messages(messages: Sequence[Mapping[str, Any]]) -> list[Message]:
     out: list[Message] = []
     i = 0
     while i < len(messages):
-        message = messages[i]
-        where = f"message {i}"
-        if not isinstance(message, Mapping):
-            raise ValueError(f"{where}: must be an object, got {type(message).__name__}")
-        role = message.get("role")
-        if role == "tool":
-            raise ValueError(f"{where}: tool message without a preceding assistant message with tool_calls")
-        if role not in ROLES:
-            raise ValueError(f"{where}: unknown role {role!r} (expected one of {(*ROLES, 'tool')})")
-        if role == "system" and out:
-            raise ValueError(f"{where}: a system message may only come first")
-        has_calls = role == "assistant" and bool(message.get("tool_calls"))
-        if not _present(message, "content") and not has_calls:
-            raise ValueError(f"{where}: missing content")
+        role = _checked_role(messages[i], f"message {i}", first=not out)
         if role != "assistant":
-            if _present(message, "tool_calls"):
-                raise ValueError(f"{where}: only assistant messages may have tool_calls")
-            parts = _text_parts(message["content"], where, allow_tools=False)
-            out.append({"role": role, "content": "".join(p["text"] for p in parts)})
+            out.append(_plain_message(messages[i], role, f"message {i}"))
             i += 1
             continue
-        # One assistant turn: this message, plus (after tool_calls) its tool messages and
-        # any assistant message that follows them, which continues the same turn.
-        turn: list[Part] = []
-        while True:
-            if _present(message, "content"):
-                turn += _text_parts(message["content"], where, allow_tools=True)
-            calls = message.get("tool_calls") or []
-            if not isinstance(calls, list):
-                raise ValueError(f"{where}: tool_calls must be a list")
-            i += 1
-            if not calls:
-                break
-            for k, call in enumerate(calls):
-                expression = _call_expression(call, f"{where}: tool_calls[{k}]")
-                j = i + k
-                if j >= len(messages) or not isinstance(messages[j], Mapping) or messages[j].get("role") != "tool":
-                    raise ValueError(
-                        f"{where}: has {len(calls)} tool_calls but only {k} tool message(s) follow it"
-                    )
-                reply = messages[j]
-                call_id = call.get("id") if isinstance(call, Mapping) else None
-                if call_id is not None and _present(reply, "tool_call_id") and reply["tool_call_id"] != call_id:
-                    raise ValueError(
-                        f"message {j}: answers tool call {reply['tool_call_id']!r} but {call_id!r} was expected "
-                        "(tool messages must follow the order of tool_calls)"
-                    )
-                output_parts = _text_parts(reply.get("content") or "", f"message {j}", allow_tools=False)
-                turn.append({"type": "tool_call", "text": expression})
-                turn.append({"type": "tool_output", "text": "".join(p["text"] for p in output_parts)})
-            i += len(calls)
-            if i < len(messages) and isinstance(messages[i], Mapping) and messages[i].get("role") == "assistant":
-                message, where = messages[i], f"message {i}"
-                continue
-            break
+        turn, i = _assistant_turn(messages, i)
         _check_tool_pairs(turn, f"message {len(out)} (assistant)")
         out.append({"role": "assistant", "content": _merge_text(turn)})
     return out
+
+
+def _checked_role(message: Any, where: str, first: bool) -> str:
+    """The role of a message that may start a turn (anything but a tool reply), after checking it has content."""
+    if not isinstance(message, Mapping):
+        raise ValueError(f"{where}: must be an object, got {type(message).__name__}")
+    role = message.get("role")
+    if role == "tool":
+        raise ValueError(f"{where}: tool message without a preceding assistant message with tool_calls")
+    if role not in ROLES:
+        raise ValueError(f"{where}: unknown role {role!r} (expected one of {(*ROLES, 'tool')})")
+    if role == "system" and not first:
+        raise ValueError(f"{where}: a system message may only come first")
+    has_calls = role == "assistant" and bool(message.get("tool_calls"))
+    if not _present(message, "content") and not has_calls:
+        raise ValueError(f"{where}: missing content")
+    return str(role)
+
+
+def _plain_message(message: Mapping[str, Any], role: str, where: str) -> Message:
+    """A system or user message: its text parts joined into one string."""
+    if _present(message, "tool_calls"):
+        raise ValueError(f"{where}: only assistant messages may have tool_calls")
+    parts = _text_parts(message["content"], where, allow_tools=False)
+    return {"role": role, "content": "".join(p["text"] for p in parts)}
+
+
+def _assistant_turn(messages: Sequence[Mapping[str, Any]], i: int) -> tuple[list[Part], int]:
+    """The parts of the assistant turn starting at `messages[i]`, and the index after it.
+
+    A turn is the message, plus (after tool_calls) its tool messages and any assistant
+    message that follows them, which continues the same turn.
+    """
+    message, where = messages[i], f"message {i}"
+    turn: list[Part] = []
+    while True:
+        if _present(message, "content"):
+            turn += _text_parts(message["content"], where, allow_tools=True)
+        calls = message.get("tool_calls") or []
+        if not isinstance(calls, list):
+            raise ValueError(f"{where}: tool_calls must be a list")
+        i += 1
+        if not calls:
+            return turn, i
+        turn += _tool_round(messages, i, calls, where)
+        i += len(calls)
+        if not (i < len(messages) and isinstance(messages[i], Mapping) and messages[i].get("role") == "assistant"):
+            return turn, i
+        message, where = messages[i], f"message {i}"
+
+
+def _tool_round(messages: Sequence[Mapping[str, Any]], first_reply: int, calls: list[Any], where: str) -> list[Part]:
+    """tool_call / tool_output parts of one message's `calls`, answered by the tool messages from `first_reply` on."""
+    parts: list[Part] = []
+    for k, call in enumerate(calls):
+        expression = _call_expression(call, f"{where}: tool_calls[{k}]")
+        j = first_reply + k
+        if j >= len(messages) or not isinstance(messages[j], Mapping) or messages[j].get("role") != "tool":
+            raise ValueError(f"{where}: has {len(calls)} tool_calls but only {k} tool message(s) follow it")
+        reply = messages[j]
+        call_id = call.get("id") if isinstance(call, Mapping) else None
+        if call_id is not None and _present(reply, "tool_call_id") and reply["tool_call_id"] != call_id:
+            raise ValueError(
+                f"message {j}: answers tool call {reply['tool_call_id']!r} but {call_id!r} was expected "
+                "(tool messages must follow the order of tool_calls)"
+            )
+        output_parts = _text_parts(reply.get("content") or "", f"message {j}", allow_tools=False)
+        parts.append({"type": "tool_call", "text": expression})
+        parts.append({"type": "tool_output", "text": "".join(p["text"] for p in output_parts)})
+    return parts
 
 
 def _merge_text(parts: list[Part]) -> list[Part]:
@@ -273,7 +295,7 @@ def render_conversation(
     Needs at least one assistant turn, and no assistant turn may end on a tool
     output (the reply must continue after it). With `max_tokens`, a longer
     conversation is cut to its first `max_tokens` tokens and `.truncated` is set;
-    whether to keep or skip it is the caller's choice (`tasks.posttrain.conversations`).
+    whether to keep or skip it is the caller's choice (`model.sft_batches.render_examples`).
     """
     normalized = normalize_messages(messages)
     if not any(m["role"] == "assistant" for m in normalized):
@@ -373,12 +395,21 @@ def tool_feedback(tokenizer: BpeTokenizer, call_ids: Sequence[int]) -> list[int]
     `call_ids` is the call's expression (the engine's `ToolCall.body`); special tokens
     in it (e.g. the start/end markers themselves) are ignored. The calculator never
     raises: a bad expression gives "error: ..." as the output, which the model sees.
-    Engine hook: `ToolUse(call_start, call_end, lambda call: tool_feedback(tok, call.body))`.
     """
     expression = tokenizer.decode([int(i) for i in call_ids if int(i) >= len(SPECIAL_TOKENS)])
     result = calculator.evaluate(expression)
     start, end = tokenizer.token_id("<|tool_output_start|>"), tokenizer.token_id("<|tool_output_end|>")
     return [start, *tokenizer.encode(result), end]
+
+
+def calculator_tool(tokenizer: BpeTokenizer, feedback: Callable[[ToolCall], Sequence[int]] | None = None) -> ToolUse:
+    """The engine's hook for calculator calls in this format: on `<|tool_call_end|>` the engine
+    force-feeds `feedback(call)`, by default `tool_feedback` of the call's expression."""
+    return ToolUse(
+        tokenizer.token_id("<|tool_call_start|>"),
+        tokenizer.token_id("<|tool_call_end|>"),
+        feedback or (lambda call: tool_feedback(tokenizer, call.body)),
+    )
 
 
 class ReplyDecoder:

@@ -59,6 +59,17 @@ def current() -> DistInfo:
     return DistInfo()
 
 
+def pick_device(requested: str, local_rank: int = 0) -> str:
+    """The device this process computes on ("auto": CUDA when available, else CPU);
+    under torchrun on CUDA each process takes its own GPU."""
+    device = requested
+    if requested == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and env_info().enabled:
+        return f"cuda:{local_rank}"
+    return device
+
+
 def mean_across_ranks(value: float, device: torch.device) -> float:
     """The mean of a per-rank scalar over every rank (the value itself in a single process)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:

@@ -250,9 +250,36 @@ def _run(
     completions = [Completion() for _ in range(len(prompts) * num_samples)]
     if results is not None:
         results[:] = completions
+    live = _admit_prompts(prompts, params, num_samples, completions, seq_len)
+    if not live:
+        return
     device = next(model.parameters()).device
+    cache, logits, live = _prefill(model, live, params, num_samples, completions, device)
+    while True:
+        next_ids = sample_tokens(logits, params.temperature, params.top_k, params.top_p, generator).tolist()
+        still: list[int] = []
+        for b, (row, token) in enumerate(zip(live, next_ids)):
+            yield from _advance(row, int(token), cache.lengths[b], params, tool, seq_len)
+            if row.result.finish_reason is None:
+                still.append(b)
+        if not still:
+            return
+        if len(still) < len(live):
+            cache.select_rows(still)
+            live = [live[b] for b in still]
+        for b, row in enumerate(live):
+            if cache.lengths[b] + len(row.pending) > seq_len:  # only reachable with overflow="slide"
+                cache.reset_row(b)
+                row.pending = row.sequence[-keep:]
+        logits = _feed_pending(model, cache, live, device)
 
-    live: list[_Row] = []  # one per prompt until the cache is repeated for the samples
+
+def _admit_prompts(
+    prompts: Sequence[Sequence[int]], params: GenerationParams, num_samples: int, completions: list[Completion],
+    seq_len: int,
+) -> list[_Row]:
+    """One row per prompt that will produce tokens; the others get their finish reason at once."""
+    live: list[_Row] = []
     for p, prompt in enumerate(prompts):
         ids = [int(i) for i in prompt]
         if len(ids) > seq_len:
@@ -266,46 +293,38 @@ def _run(
                 completions[p * num_samples + s].finish_reason = "length"
             continue
         live.append(_Row(completions[p * num_samples], p, ids, list(ids)))
-    if not live:
-        return
+    return live
 
+
+def _prefill(
+    model: GPT, live: list[_Row], params: GenerationParams, num_samples: int, completions: list[Completion],
+    device: torch.device,
+) -> tuple[KVCache, torch.Tensor, list[_Row]]:
+    """A cache holding every prompt, the next-token logits, and the decoding rows (one per sample)."""
     longest = max(len(r.sequence) for r in live)
     cache = KVCache(
         model.config, len(live), capacity=longest + params.max_new_tokens, device=device,
         dtype=_cache_dtype(model, device),
     )  # fmt: skip
+    logits = _feed_pending(model, cache, live, device)
+    if num_samples == 1:
+        return cache, logits, live
+    # Prefill once per prompt, then each copy of the cache row decodes its own sample.
+    cache.repeat_rows(num_samples)
+    samples = [
+        _Row(completions[r.index * num_samples + s], r.index * num_samples + s, list(r.sequence), [])
+        for r in live
+        for s in range(num_samples)
+    ]
+    return cache, logits.repeat_interleave(num_samples, dim=0), samples
+
+
+def _feed_pending(model: GPT, cache: KVCache, live: list[_Row], device: torch.device) -> torch.Tensor:
+    """Append every row's pending tokens to the cache (which then holds them); next-token logits [B, V]."""
     logits = _feed(model, cache, [r.pending for r in live], device)
     for r in live:
         r.pending = []
-    if num_samples > 1:
-        # Prefill once per prompt, then each copy of the cache row decodes its own sample.
-        cache.repeat_rows(num_samples)
-        logits = logits.repeat_interleave(num_samples, dim=0)
-        live = [
-            _Row(completions[r.index * num_samples + s], r.index * num_samples + s, list(r.sequence), [])
-            for r in live
-            for s in range(num_samples)
-        ]
-    while True:
-        next_ids = sample_tokens(logits, params.temperature, params.top_k, params.top_p, generator).tolist()
-        still: list[int] = []
-        for b, (row, token) in enumerate(zip(live, next_ids)):
-            events = _advance(row, int(token), cache.lengths[b], params, tool, seq_len)
-            yield from events
-            if row.result.finish_reason is None:
-                still.append(b)
-        if not still:
-            return
-        if len(still) < len(live):
-            cache.select_rows(still)
-            live = [live[b] for b in still]
-        for b, row in enumerate(live):
-            if cache.lengths[b] + len(row.pending) > seq_len:  # only reachable with overflow="slide"
-                cache.reset_row(b)
-                row.pending = row.sequence[-keep:]
-        logits = _feed(model, cache, [r.pending for r in live], device)
-        for r in live:
-            r.pending = []
+    return logits
 
 
 def _advance(

@@ -1,7 +1,8 @@
-"""Batches of rendered conversations for supervised fine-tuning.
+"""Conversations in, padded batches out: the data side of supervised fine-tuning.
 
-Each example is a conversation's token ids and its loss mask (1 where the
-assistant speaks). A batch pads its rows to one length; the targets are the next
+`render_examples` turns conversations into examples, each a conversation's token
+ids and its loss mask (1 where the assistant speaks, `model.chat_format`), cut or
+skipped where longer than the context, with counts of what happened. A batch pads its rows to one length; the targets are the next
 token where the mask says the assistant produced it and -1 (ignored by the loss)
 everywhere else, padding included. So the training loop is the pretraining loop,
 unchanged: only the targets differ.
@@ -15,14 +16,84 @@ the number of processes, and the state is just the step counter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from model.batch_split import GlobalBatchSplit
+from model.chat_format import render_conversation
+from model.tokenizer import BpeTokenizer
 
 PAD_ID = 0  # any valid id: padded positions are never predicted from, nor predicted
+
+TooLongPolicy = Literal["truncate", "skip"]
+
+
+@dataclass(frozen=True)
+class SourcedConversation:
+    messages: list[dict[str, Any]]
+    source: str  # where it came from, for error messages: "file.jsonl:17", "file.parquet: row 16", ...
+
+
+@dataclass(frozen=True)
+class SFTExample:
+    ids: list[int]
+    mask: list[int]  # 1 where ids[i] is a training target (see model.chat_format)
+    truncated: bool
+    source: str
+
+
+@dataclass
+class RenderResult:
+    examples: list[SFTExample] = field(default_factory=list)
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("conversations", "examples", "truncated", "skipped_too_long", "skipped_no_target",
+             "tokens", "target_tokens"), 0)  # fmt: skip
+    )
+
+
+def render_examples(
+    tokenizer: BpeTokenizer,
+    conversations: Iterable[SourcedConversation | Sequence[Mapping[str, Any]]],
+    max_tokens: int,
+    too_long: TooLongPolicy = "truncate",
+) -> RenderResult:
+    """SFT examples of at most `max_tokens` tokens, with counts of what was truncated or skipped.
+
+    "truncate" keeps a longer conversation's first `max_tokens` tokens, "skip" drops it;
+    a conversation whose truncation left no assistant token to learn from is always dropped.
+    Plain message lists are named by their position ("#3") in errors.
+    """
+    if too_long not in ("truncate", "skip"):
+        raise ValueError(f"too_long must be 'truncate' or 'skip', got {too_long!r}")
+    result = RenderResult()
+    counts = result.counts
+    for n, conv in enumerate(conversations):
+        messages, source = (conv.messages, conv.source) if isinstance(conv, SourcedConversation) else (conv, f"#{n}")
+        counts["conversations"] += 1
+        try:
+            rendered = render_conversation(tokenizer, messages, max_tokens=max_tokens)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+        if rendered.truncated:
+            if too_long == "skip":
+                counts["skipped_too_long"] += 1
+                continue
+            counts["truncated"] += 1
+        # Mask position 0 is never a target (nothing predicts the first token).
+        targets = sum(rendered.mask[1:])
+        if targets == 0:
+            counts["skipped_no_target"] += 1
+            continue
+        counts["examples"] += 1
+        counts["tokens"] += len(rendered.ids)
+        counts["target_tokens"] += targets
+        result.examples.append(SFTExample(rendered.ids, rendered.mask, rendered.truncated, source))
+    return result
 
 
 def example_targets(ids: Sequence[int], mask: Sequence[int]) -> tuple[list[int], list[int]]:

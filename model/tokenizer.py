@@ -318,20 +318,25 @@ def vocab_report(tokenizer: BpeTokenizer, token_counts: Mapping[int, int] | None
     had to fall back to single-byte tokens (high for scripts the training data
     lacked). Special tokens (BOS and friends) carry no text and are counted apart.
     """
-    n_special = len(SPECIAL_TOKENS)
-    size = tokenizer.vocab_size
-    text_ids = range(n_special, size)
-    lengths = {i: len(tokenizer.token_bytes(i)) for i in text_ids}
-    merged = [i for i in text_ids if i >= MIN_VOCAB_SIZE]
+    lengths = {i: len(tokenizer.token_bytes(i)) for i in range(len(SPECIAL_TOKENS), tokenizer.vocab_size)}
+    report = _layout_report(tokenizer, lengths)
+    if token_counts is not None:
+        report.update(_usage_report(tokenizer, lengths, _checked_counts(token_counts, tokenizer.vocab_size)))
+    return report
+
+
+def _layout_report(tokenizer: BpeTokenizer, lengths: Mapping[int, int]) -> dict[str, Any]:
+    """The vocabulary's layout, how long its merged tokens are, and the longest of them."""
+    merged = [i for i in lengths if i >= MIN_VOCAB_SIZE]
     histogram: dict[str, int] = {}
     for i in merged:
         key = str(lengths[i]) if lengths[i] < 16 else "16+"
         histogram[key] = histogram.get(key, 0) + 1
     # Longest first; among equals the earlier merge (more frequent in training) first.
     longest = sorted(merged, key=lambda i: (-lengths[i], i))[:10]
-    report: dict[str, Any] = {
-        "vocab_size": size,
-        "special_tokens": n_special,
+    return {
+        "vocab_size": tokenizer.vocab_size,
+        "special_tokens": len(SPECIAL_TOKENS),
         "byte_tokens": NUM_BYTE_TOKENS,
         "merged_tokens": len(merged),
         "encoder_backend": tokenizer.encoder_backend,
@@ -339,9 +344,10 @@ def vocab_report(tokenizer: BpeTokenizer, token_counts: Mapping[int, int] | None
         "merged_token_bytes_histogram": dict(sorted(histogram.items(), key=lambda kv: (kv[0] == "16+", int(kv[0].rstrip("+"))))),
         "longest_tokens": [_token_entry(tokenizer, i) for i in longest],
     }
-    if token_counts is None:
-        return report
 
+
+def _checked_counts(token_counts: Mapping[int, int], size: int) -> dict[int, int]:
+    """Non-zero counts by integer id; raises ValueError on an id outside the vocabulary or a negative count."""
     counts: dict[int, int] = {}
     for key, count in token_counts.items():
         i, count = int(key), int(count)
@@ -351,28 +357,31 @@ def vocab_report(tokenizer: BpeTokenizer, token_counts: Mapping[int, int] | None
             raise ValueError(f"token id {i} has a negative count {count}")
         if count:
             counts[i] = counts.get(i, 0) + count
+    return counts
+
+
+def _usage_report(tokenizer: BpeTokenizer, lengths: Mapping[int, int], counts: Mapping[int, int]) -> dict[str, Any]:
+    """How counted text uses the vocabulary: coverage, bytes per token, byte fallback, most frequent tokens."""
+    n_special = len(SPECIAL_TOKENS)
     text_counts = {i: c for i, c in counts.items() if i >= n_special}
     total = sum(text_counts.values())
     used_merged = sum(1 for i in text_counts if i >= MIN_VOCAB_SIZE)
     top = sorted(text_counts, key=lambda i: (-text_counts[i], i))[:10]
-    report.update(
-        {
-            "counted_tokens": total,
-            "counted_special_tokens": sum(c for i, c in counts.items() if i < n_special),
-            "ids_used": len(text_counts),
-            # The share of the non-special vocabulary that occurs at least once.
-            "vocab_usage": round(len(text_counts) / (size - n_special), 4),
-            "merged_tokens_used": used_merged,
-            "merged_tokens_unused": len(merged) - used_merged,
-            "bytes_per_token": round(sum(lengths[i] * c for i, c in text_counts.items()) / total, 4) if total else None,
-            "byte_token_share": round(sum(c for i, c in text_counts.items() if i < MIN_VOCAB_SIZE) / total, 4) if total else None,
-            "top_tokens": [
-                {**_token_entry(tokenizer, i), "count": text_counts[i], "share": round(text_counts[i] / total, 4)}
-                for i in top
-            ],
-        }
-    )
-    return report
+    return {
+        "counted_tokens": total,
+        "counted_special_tokens": sum(c for i, c in counts.items() if i < n_special),
+        "ids_used": len(text_counts),
+        # The share of the non-special vocabulary that occurs at least once.
+        "vocab_usage": round(len(text_counts) / (tokenizer.vocab_size - n_special), 4),
+        "merged_tokens_used": used_merged,
+        "merged_tokens_unused": sum(1 for i in lengths if i >= MIN_VOCAB_SIZE) - used_merged,
+        "bytes_per_token": round(sum(lengths[i] * c for i, c in text_counts.items()) / total, 4) if total else None,
+        "byte_token_share": round(sum(c for i, c in text_counts.items() if i < MIN_VOCAB_SIZE) / total, 4) if total else None,
+        "top_tokens": [
+            {**_token_entry(tokenizer, i), "count": text_counts[i], "share": round(text_counts[i] / total, 4)}
+            for i in top
+        ],
+    }
 
 
 def _token_entry(tokenizer: BpeTokenizer, i: int) -> dict[str, Any]:
@@ -441,6 +450,16 @@ def _fast_path_problem(tok: Tokenizer, vocab: Mapping[str, int]) -> str | None:
     tests check on every character and on real text in many languages.
     """
     config = json.loads(tok.to_str())
+    return (
+        _pipeline_problem(config)
+        or _byte_layout_problem(vocab)
+        or _merge_order_problem(config["model"], vocab)
+        or _self_encoding_problem(tok, vocab)
+    )
+
+
+def _pipeline_problem(config: Mapping[str, Any]) -> str | None:
+    """Anything in the saved pipeline beyond our split pattern, byte level and a plain BPE model."""
     if config.get("normalizer") is not None:
         return "the tokenizer has a normalizer"
     expected_pre = [
@@ -463,20 +482,29 @@ def _fast_path_problem(tok: Tokenizer, vocab: Mapping[str, int]) -> str | None:
     added = {t["content"] for t in config.get("added_tokens", [])}
     if added != set(SPECIAL_TOKENS):
         return f"added tokens other than the special tokens: {sorted(added - set(SPECIAL_TOKENS))[:5]}"
+    return None
 
-    n_special, size = len(SPECIAL_TOKENS), len(vocab)
+
+def _byte_layout_problem(vocab: Mapping[str, int]) -> str | None:
+    """Ids must be contiguous, 16..271 the 256 single bytes, and no two tokens the same bytes."""
+    size = len(vocab)
     if sorted(vocab.values()) != list(range(size)):
         return "token ids are not contiguous"
     by_id = {i: token for token, i in vocab.items()}
     try:
-        raw = [symbols_to_bytes(by_id[i]) for i in range(n_special, size)]
+        raw = [symbols_to_bytes(by_id[i]) for i in range(len(SPECIAL_TOKENS), size)]
     except ValueError as err:
         return str(err)
     if sorted(raw[: NUM_BYTE_TOKENS]) != [bytes([b]) for b in range(256)]:
         return "ids 16..271 are not the 256 single-byte tokens"
     if len(set(raw)) != len(raw):
         return "two tokens stand for the same bytes"
+    return None
 
+
+def _merge_order_problem(model: Mapping[str, Any], vocab: Mapping[str, int]) -> str | None:
+    """Merge r must make token MIN_VOCAB_SIZE + r, from two older tokens: then a token's id is its merge rank."""
+    size = len(vocab)
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model.get("merges", [])]
     if len(merges) != size - MIN_VOCAB_SIZE:
         # More merges than new tokens: one token made by two different merges,
@@ -488,7 +516,13 @@ def _fast_path_problem(tok: Tokenizer, vocab: Mapping[str, int]) -> str | None:
             return f"merge {rank} ({left!r} + {right!r}) does not make token id {expected}"
         if vocab.get(left, size) >= expected or vocab.get(right, size) >= expected:
             return f"merge {rank} ({left!r} + {right!r}) uses a token that is not older than its result"
-    for i in range(MIN_VOCAB_SIZE, size):
+    return None
+
+
+def _self_encoding_problem(tok: Tokenizer, vocab: Mapping[str, int]) -> str | None:
+    """tiktoken returns a regex piece that is a whole token as that token: BPE must agree on every one."""
+    by_id = {i: token for token, i in vocab.items()}
+    for i in range(MIN_VOCAB_SIZE, len(vocab)):
         got = [t.id for t in tok.model.tokenize(by_id[i])]
         if got != [i]:
             return f"token {i} ({by_id[i]!r}) is not what BPE makes of its own bytes ({got})"

@@ -19,7 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from model import distributed
-from model.batch_split import GlobalBatchSplit
+from model.batch_split import GlobalBatchSplit, TrainingBatches
 from model.flops import model_flops_per_token, peak_flops
 from model.gpt import GPT, autocast_context
 from model.optim import apply_lr, lr_at, make_optimizer
@@ -167,9 +167,89 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _check_batches_fit(model: GPT, batches: TrainingBatches, cfg: TrainConfig, world: distributed.DistInfo) -> None:
+    """Raise ValueError when the model, the sampler and the config disagree on the batch shape or split."""
+    if cfg.seq_len > model.config.seq_len:
+        raise ValueError(f"TrainConfig.seq_len {cfg.seq_len} exceeds model context {model.config.seq_len}")
+    if batches.batch_size != cfg.batch_size or batches.seq_len != cfg.seq_len:
+        raise ValueError(
+            f"sampler yields [{batches.batch_size}, {batches.seq_len}] batches, "
+            f"config asks for [{cfg.batch_size}, {cfg.seq_len}]"
+        )
+    if batches.grad_accum_steps != cfg.grad_accum_steps or batches.world_size != world.world_size:
+        raise ValueError(
+            f"sampler is set up for {batches.grad_accum_steps} micro-batches x "
+            f"{batches.world_size} ranks, the run has {cfg.grad_accum_steps} x {world.world_size}"
+        )
+
+
+def _forward_module(model: GPT, cfg: TrainConfig, device: torch.device, world: distributed.DistInfo) -> torch.nn.Module:
+    """What the micro-batches run through: the model, wrapped in DDP inside a process group, compiled on request."""
+    runner: torch.nn.Module = model
+    if world.enabled:
+        runner = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile and device.type == "cuda":
+        runner = torch.compile(runner)
+    return runner
+
+
+def _accumulate_gradients(
+    runner: torch.nn.Module, batches: TrainingBatches, accum: int, device: torch.device, world: distributed.DistInfo
+) -> float:
+    """Forward and backward over one step's micro-batches; returns their mean loss on this rank."""
+    loss_sum = 0.0
+    for micro in range(accum):
+        x, y = batches.next()
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        # Gradients are all-reduced only on the last micro-batch of a step.
+        last = micro == accum - 1
+        sync = contextlib.nullcontext() if last or not world.enabled else runner.no_sync()  # type: ignore[operator]
+        with sync:
+            with autocast_context(device):
+                _, loss = runner(x, y)
+            assert loss is not None
+            (loss / accum).backward()
+        # .item() syncs every micro-step; at these sizes that is cheap, and it
+        # lets every rank stop on the first bad step instead of training on garbage.
+        loss_sum += loss.item()
+    return loss_sum / accum
+
+
+def _apply_gradients(model: GPT, optimizer: torch.optim.Optimizer, grad_clip: float) -> None:
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+class _Throughput:
+    """Tokens per second (and MFU) over the steps since the last logged one."""
+
+    def __init__(self, model: GPT, cfg: TrainConfig, device: torch.device, world_size: int) -> None:
+        self.device = device
+        self.world_size = world_size
+        self.tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum_steps * world_size
+        self.flops_per_token = model_flops_per_token(model.config, cfg.seq_len)
+        self.peak = peak_flops(device)
+        _sync(device)
+        self.window_start, self.window_steps = time.perf_counter(), 0
+
+    def step_done(self) -> None:
+        self.window_steps += 1
+
+    def log_entry(self, step: int, loss: float, lr: float) -> StepLog:
+        """The step's log line; starts a new measuring window."""
+        _sync(self.device)
+        elapsed = max(time.perf_counter() - self.window_start, 1e-9)
+        tokens_per_s = self.window_steps * self.tokens_per_step / elapsed
+        mfu = None if self.peak is None else tokens_per_s * self.flops_per_token / (self.peak * self.world_size)
+        self.window_start, self.window_steps = time.perf_counter(), 0
+        return StepLog(step=step, loss=loss, lr=lr, tokens_per_s=tokens_per_s, mfu=mfu)
+
+
 def train(
     model: GPT,
-    sampler: BatchSampler,
+    sampler: TrainingBatches,
     cfg: TrainConfig,
     device: str | torch.device = "cpu",
     on_log: Callable[[StepLog], None] | None = None,
@@ -189,73 +269,29 @@ def train(
     and sampler all sit exactly between steps: the one safe point to checkpoint.
     """
     device = torch.device(device)
-    if cfg.seq_len > model.config.seq_len:
-        raise ValueError(f"TrainConfig.seq_len {cfg.seq_len} exceeds model context {model.config.seq_len}")
-    if sampler.batch_size != cfg.batch_size or sampler.seq_len != cfg.seq_len:
-        raise ValueError(
-            f"sampler yields [{sampler.batch_size}, {sampler.seq_len}] batches, "
-            f"config asks for [{cfg.batch_size}, {cfg.seq_len}]"
-        )
     world = distributed.current()
-    if getattr(sampler, "grad_accum_steps", 1) != cfg.grad_accum_steps or getattr(sampler, "world_size", 1) != world.world_size:
-        raise ValueError(
-            f"sampler is set up for {getattr(sampler, 'grad_accum_steps', 1)} micro-batches x "
-            f"{getattr(sampler, 'world_size', 1)} ranks, the run has {cfg.grad_accum_steps} x {world.world_size}"
-        )
+    _check_batches_fit(model, sampler, cfg, world)
     model.to(device)
     model.train()
     if optimizer is None:
         optimizer = make_optimizer(model, cfg)
-    runner: torch.nn.Module = model
-    if world.enabled:
-        runner = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile and device.type == "cuda":
-        runner = torch.compile(runner)
-    accum = cfg.grad_accum_steps
-
+    runner = _forward_module(model, cfg, device, world)
     logs: list[StepLog] = []
-    tokens_per_step = cfg.batch_size * cfg.seq_len * accum * world.world_size
-    flops_per_token = model_flops_per_token(model.config, cfg.seq_len)
-    peak = peak_flops(device)
-    _sync(device)
-    window_start, window_steps = time.perf_counter(), 0
+    throughput = _Throughput(model, cfg, device, world.world_size)
     for step in range(start_step, cfg.steps):
         lr = apply_lr(optimizer, step, cfg)
-        loss_sum = 0.0
-        for micro in range(accum):
-            x, y = sampler.next()
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            # Gradients are all-reduced only on the last micro-batch of a step.
-            last = micro == accum - 1
-            sync = contextlib.nullcontext() if last or not world.enabled else runner.no_sync()  # type: ignore[operator]
-            with sync:
-                with autocast_context(device):
-                    _, loss = runner(x, y)
-                assert loss is not None
-                (loss / accum).backward()
-            # .item() syncs every micro-step; at these sizes that is cheap, and it
-            # lets every rank stop on the first bad step instead of training on garbage.
-            loss_sum += loss.item()
-        loss_value = distributed.mean_across_ranks(loss_sum / accum, device)
+        loss_value = distributed.mean_across_ranks(
+            _accumulate_gradients(runner, sampler, cfg.grad_accum_steps, device, world), device
+        )
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"loss became {loss_value} at step {step} (lr {lr:.3g})")
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        window_steps += 1
-
+        _apply_gradients(model, optimizer, cfg.grad_clip)
+        throughput.step_done()
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            _sync(device)
-            now = time.perf_counter()
-            elapsed = max(now - window_start, 1e-9)
-            tokens_per_s = window_steps * tokens_per_step / elapsed
-            mfu = None if peak is None else tokens_per_s * flops_per_token / (peak * world.world_size)
-            entry = StepLog(step=step, loss=loss_value, lr=lr, tokens_per_s=tokens_per_s, mfu=mfu)
+            entry = throughput.log_entry(step, loss_value, lr)
             logs.append(entry)
             if on_log is not None:
                 on_log(entry)
-            window_start, window_steps = time.perf_counter(), 0
         if on_step_end is not None:
             on_step_end(step + 1, optimizer)
     return logs, optimizer

@@ -235,21 +235,13 @@ def test_chat_session_runs_tool_calls(tok: BpeTokenizer, monkeypatch: pytest.Mon
     monkeypatch.setattr(chat, "stream", fake_stream)
     session = object.__new__(chat.ChatSession)  # no checkpoint needed: generation is faked
     session.model, session.tokenizer, session.config = None, tok, ChatConfig(max_new_tokens=64)
-    session.history, session.messages, session.last_parts, session.generator = [], [], [], torch.Generator()
+    session.messages, session.last_parts, session.generator = [], [], torch.Generator()
 
     shown: list[str] = []
     assert session.reply("What is 12 times 7?", on_text=shown.append) == "Let me see. \nAnswer: 84"
     assert "".join(shown) == "Let me see. [calculator: 12*7 = 84]\nAnswer: 84"
     assert [p["type"] for p in session.last_parts] == ["text", "tool_call", "tool_output", "text"]
-    assert session.history[-1] == ("assistant", "Let me see. \nAnswer: 84")
     assert session.messages[-1] == {"role": "assistant", "content": session.last_parts}
     # The next prompt holds the whole previous turn, tool parts included.
     session.reply("thanks")
     assert "<|tool_output_start|>84<|tool_output_end|>\nAnswer: 84<|assistant_end|><|user_start|>thanks" in tok.decode(prompts[1])
-
-
-def test_chat_render_prompt_accepts_old_pairs(tok: BpeTokenizer) -> None:
-    from tasks.chat.session import render_prompt as chat_render_prompt
-
-    pairs = [("user", "Hi"), ("assistant", "Hello"), ("user", "Bye")]
-    assert chat_render_prompt(tok, pairs) == render_prompt(tok, [{"role": r, "content": c} for r, c in pairs])

@@ -9,7 +9,8 @@ import pytest
 
 from model.chat_format import render_conversation
 from model.tokenizer import BpeTokenizer, train_bpe
-from tasks.posttrain.conversations import load_conversations, load_sft_examples, render_conversations
+from model.sft_batches import render_examples
+from tasks.posttrain.conversations import load_conversations
 
 DATA = Path(__file__).parent / "data" / "conversations_tiny.jsonl"
 
@@ -81,14 +82,14 @@ def test_assistantless_conversation_named_at_render(tmp_path: Path, tok: BpeToke
     path = tmp_path / "noreply.jsonl"
     path.write_text(json.dumps({"messages": [{"role": "user", "content": "a"}]}) + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"noreply.jsonl:1: conversation has no assistant message"):
-        load_sft_examples(tok, path, max_tokens=64, cache_dir=tmp_path / "cache")
+        render_examples(tok, load_conversations(path, cache_dir=tmp_path / "cache"), max_tokens=64)
 
 
 def test_missing_file_and_bad_policy(tmp_path: Path, tok: BpeTokenizer) -> None:
     with pytest.raises(FileNotFoundError):
         load_conversations(tmp_path / "nope.jsonl")
     with pytest.raises(ValueError, match="too_long"):
-        render_conversations(tok, [], 10, too_long="drop")  # type: ignore[arg-type]
+        render_examples(tok, [], 10, too_long="drop")  # type: ignore[arg-type]
 
 
 def test_too_long_policies(tmp_path: Path, tok: BpeTokenizer) -> None:
@@ -96,14 +97,14 @@ def test_too_long_policies(tmp_path: Path, tok: BpeTokenizer) -> None:
     lengths = [len(render_conversation(tok, c.messages).ids) for c in convs]
     limit = max(lengths) - 5  # only the longest conversation is too long, cut inside its reply
     assert sorted(lengths)[-2] <= limit
-    kept = render_conversations(tok, convs, limit, too_long="truncate")
+    kept = render_examples(tok, convs, limit, too_long="truncate")
     assert kept.counts["conversations"] == 4 and kept.counts["examples"] == 4 and kept.counts["truncated"] == 1
     assert all(len(e.ids) <= limit for e in kept.examples)
     assert [e.truncated for e in kept.examples] == [n > limit for n in lengths]
-    skipped = render_conversations(tok, convs, limit, too_long="skip")
+    skipped = render_examples(tok, convs, limit, too_long="skip")
     assert skipped.counts["examples"] == 3 and skipped.counts["skipped_too_long"] == 1
     assert skipped.counts["tokens"] == sum(n for n in lengths if n <= limit)
     assert skipped.counts["target_tokens"] == sum(sum(e.mask[1:]) for e in skipped.examples)
     # Truncated before the reply starts: nothing to learn from, dropped and counted.
-    tiny = render_conversations(tok, convs, 3, too_long="truncate")
+    tiny = render_examples(tok, convs, 3, too_long="truncate")
     assert tiny.counts["skipped_no_target"] == 4 and tiny.examples == []

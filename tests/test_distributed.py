@@ -66,6 +66,7 @@ def test_total_batch_tokens_must_divide_into_micro_batches() -> None:
         _cfg(total_batch_tokens=100).grad_accum_steps()
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(workdir: Path) -> None:
     tokens, tok = workdir / "tokens", workdir / "tokenizer" / "tokenizer.json"
     single = pretrain_stage.pretrain(tokens, tok, workdir / "single" / "base", _cfg())
@@ -88,6 +89,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(workdir
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_failing_worker_reports_its_error(workdir: Path) -> None:
     (workdir / "tokens" / "train" / "00000.parquet").unlink()
     with pytest.raises(RuntimeError, match="no token shards"):

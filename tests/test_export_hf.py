@@ -47,6 +47,7 @@ def _model(vocab_size: int, seed: int, perturb_norms: bool) -> GPT:
     return model.eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("perturb_norms", [False, True])
 def test_logits_match(tmp_path: Path, tokenizer_path: Path, perturb_norms: bool) -> None:
     vocab = BpeTokenizer.from_file(tokenizer_path).vocab_size
@@ -94,7 +95,6 @@ def test_rejects_tokenizer_larger_than_model(tmp_path: Path, tokenizer_path: Pat
 
 def test_tokenizer_and_chat_template(tmp_path: Path, tokenizer_path: Path) -> None:
     from model.chat_format import render_conversation, render_prompt
-    from tasks.chat.session import render_prompt as chat_render_prompt
 
     ours = BpeTokenizer.from_file(tokenizer_path)
     export_hf(_model(ours.vocab_size, 0, False), tokenizer_path, tmp_path)
@@ -112,10 +112,9 @@ def test_tokenizer_and_chat_template(tmp_path: Path, tokenizer_path: Path) -> No
         return list(out["input_ids"] if hasattr(out, "keys") else out)
 
     assert chat_ids([{"role": "user", "content": "Hi"}]) == render_prompt(ours, [{"role": "user", "content": "Hi"}])
-    assert chat_ids([{"role": "user", "content": "Hi"}]) == chat_render_prompt(ours, [("user", "Hi")])
-    history = [("system", "Be brief."), ("user", "Hello there!"), ("assistant", " Hi. "), ("user", "12345?")]
-    messages = [{"role": r, "content": c} for r, c in history]
-    assert chat_ids(messages) == render_prompt(ours, messages) == chat_render_prompt(ours, history)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there!"},
+                {"role": "assistant", "content": " Hi. "}, {"role": "user", "content": "12345?"}]
+    assert chat_ids(messages) == render_prompt(ours, messages)
     # Without the generation prompt: exactly the training ids.
     assert chat_ids(messages[:3], add_generation_prompt=False) == render_conversation(ours, messages[:3]).ids
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from model.gpt import GPT, GPTConfig
@@ -18,6 +19,7 @@ def _model() -> GPT:
     return GPT(GPTConfig(vocab_size=12, n_layer=1, n_head=1, n_embd=16, seq_len=8))
 
 
+@pytest.mark.slow
 def test_a_step_makes_rewarded_answers_likelier() -> None:
     model = _model()
     # One prompt [1, 2], two answers: "5 6" rewarded, "7 8" not.

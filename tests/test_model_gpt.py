@@ -188,6 +188,7 @@ def test_config_dict_round_trip_and_validation() -> None:
 # ---------------------------------------------------------------- generate
 
 
+@pytest.mark.slow
 def test_greedy_generation_matches_argmax_and_returns_only_new_ids() -> None:
     model = _model()
     prompt = [0, 5, 9]

@@ -265,6 +265,7 @@ def test_byte_level_symbols_agree_with_tokenizers(shared_tok: BpeTokenizer) -> N
         shared_tok.token_bytes(shared_tok.vocab_size)
 
 
+@pytest.mark.slow
 def test_fast_path_matches_reference_on_every_shared_text(shared_tok: BpeTokenizer, shared_texts: dict[str, str]) -> None:
     names = list(shared_texts)
     samples = [_prefix(shared_texts[n], SAMPLE_BYTES) for n in names]
@@ -320,6 +321,7 @@ def test_fast_path_matches_reference_on_edge_cases(shared_tok: BpeTokenizer, nam
     assert all(i >= len(SPECIAL_TOKENS) for i in ids)
 
 
+@pytest.mark.slow
 def test_fast_path_matches_reference_on_every_character(shared_tok: BpeTokenizer) -> None:
     # Every assigned code point (by this Python's Unicode tables) and every 64th unassigned
     # or private-use one, each inside a word, after a digit, after a space and after an

@@ -130,6 +130,7 @@ def test_optimizer_decays_only_matrices() -> None:
 # ---------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_training_lowers_loss_and_logs_on_schedule(stream: torch.Tensor) -> None:
     model, cfg = _model(), _cfg()
     seen: list[StepLog] = []
@@ -147,6 +148,7 @@ def test_training_lowers_loss_and_logs_on_schedule(stream: torch.Tensor) -> None
     assert n_tokens == sum(len(d) for d in _docs(60, seed=5)) - 1
 
 
+@pytest.mark.slow
 def test_training_is_deterministic(stream: torch.Tensor) -> None:
     cfg = _cfg(steps=12, log_every=1)
     runs = []
@@ -161,6 +163,7 @@ class _Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_continues_the_same_run(stream: torch.Tensor, tmp_path: Path) -> None:
     cfg = _cfg(steps=16, log_every=1)
     straight, _ = train(_model(seed=4), BatchSampler(stream, cfg.batch_size, SEQ, seed=2), cfg)
@@ -305,6 +308,7 @@ def test_load_checkpoint_errors_name_the_path(tmp_path: Path) -> None:
         load_checkpoint(target)
 
 
+@pytest.mark.slow
 def test_on_step_end_runs_after_every_step_with_the_optimizer(stream: torch.Tensor) -> None:
     cfg = _cfg(steps=6, log_every=1)
     calls: list[tuple[int, int]] = []

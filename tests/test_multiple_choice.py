@@ -219,6 +219,7 @@ def _reference_score(model: GPT, sequence: list[int], n_ending: int) -> float:
     return float(per_token[-n_ending:].sum())
 
 
+@pytest.mark.slow
 def test_batched_scoring_matches_one_by_one(byte_tokenizer: BpeTokenizer) -> None:
     model = _gpt(byte_tokenizer.vocab_size, seq_len=64)
     context_ids = [byte_tokenizer.bos_id, *byte_tokenizer.encode("The chef chops onions.")]
@@ -231,6 +232,7 @@ def test_batched_scoring_matches_one_by_one(byte_tokenizer: BpeTokenizer) -> Non
         assert total == pytest.approx(_reference_score(model, context_ids + ending, len(ending)), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_long_context_is_cropped_from_the_left(tmp_path: Path, byte_tokenizer: BpeTokenizer) -> None:
     seq_len = 16
     model = _gpt(byte_tokenizer.vocab_size, seq_len=seq_len)

@@ -104,6 +104,7 @@ def test_muon_settings_split_matrices_from_embeddings_head_and_gains() -> None:
     assert lrs[id(model.embed.weight)] == pytest.approx(1e-3)
 
 
+@pytest.mark.slow
 def test_a_tiny_model_learns_with_muon() -> None:
     model = _model()
     cfg = TrainConfig(steps=40, batch_size=8, seq_len=SEQ, learning_rate=3e-3, warmup_steps=5, log_every=10)
@@ -112,6 +113,7 @@ def test_a_tiny_model_learns_with_muon() -> None:
     assert logs[-1].loss < 0.6 * logs[0].loss
 
 
+@pytest.mark.slow
 def test_state_dict_round_trip_resumes_bitwise() -> None:
     cfg = TrainConfig(steps=8, batch_size=8, seq_len=SEQ, learning_rate=3e-3, warmup_steps=3, log_every=1)
     straight = _model()

@@ -113,7 +113,7 @@ def test_chat_replies_with_text(pipeline_run):
     session = ChatSession(latest_checkpoint(workdir), workdir / "tokenizer" / "tokenizer.json", ChatConfig(max_new_tokens=16))
     reply = session.reply("What is a function?")
     assert isinstance(reply, str) and reply
-    assert session.history[-1] == ("assistant", reply)
+    assert session.messages[-1] == {"role": "assistant", "content": session.last_parts}
 
 
 def _cli(*args: str) -> tuple[int, str, str]:

@@ -52,6 +52,7 @@ class _Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_resume_in_process_is_bitwise_identical(tmp_path: Path) -> None:
     k = 6
     cfg = TrainConfig(steps=2 * k, batch_size=4, seq_len=SEQ, warmup_steps=3, log_every=1)
@@ -129,6 +130,7 @@ def workdir(tmp_path: Path) -> Path:
     return _workdir(tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_stage_keeps_base_layout_and_saves_state_beside_it(workdir: Path) -> None:
     result = _run(workdir, _cfg())
     ckpts = workdir / "checkpoints"
@@ -172,6 +174,7 @@ def test_stage_resume_errors_name_the_path(workdir: Path) -> None:
         _run(workdir, _cfg(steps=2), resume=True)
 
 
+@pytest.mark.slow
 def test_stage_nan_names_step_and_last_good_checkpoint(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_train = pretrain_stage.train
 
@@ -222,6 +225,7 @@ def _finish(proc: subprocess.Popen[bytes]) -> None:
     assert proc.returncode == 0, out.decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     straight_root, killed_root = _workdir(tmp_path / "straight"), _workdir(tmp_path / "killed")
     straight = _spawn(straight_root, resume=False, delay=0.0)  # runs alongside the one we kill

@@ -18,7 +18,11 @@ import pytest
 import torch
 
 from model.chat_format import ReplyDecoder
-from tasks.chat.serve import BackgroundServer, CheckpointBackend, FakeBackend, ServeLimits, create_app
+from tasks.chat.api import create_app
+from tasks.chat.backend import FakeBackend
+from tasks.chat.checkpoint_backend import CheckpointBackend
+from tasks.chat.serve import BackgroundServer
+from tasks.chat.validation import ServeLimits
 
 MODEL = "llmforge-fake"
 LIMITS = ServeLimits(max_body_bytes=32 * 1024, max_tokens=64, default_max_tokens=32)

@@ -17,7 +17,13 @@ from typing import Any
 
 import pytest
 
-from tasks.chat.serve import BackgroundServer, FakeBackend, ServeLimits, create_app
+from tasks.chat.api import create_app
+from tasks.chat.backend import FakeBackend
+from tasks.chat.serve import BackgroundServer
+from tasks.chat.validation import ServeLimits
+
+# A real Chromium per module: seconds of start-up before the first page.
+pytestmark = pytest.mark.slow
 
 MODEL = "llmforge-fake"
 

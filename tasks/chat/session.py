@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import torch
 from llmforge.config import ChatConfig
 from model import chat_format
 from model.checkpoint import load_checkpoint
-from model.engine import GenerationParams, ToolCall, ToolUse, stream
+from model.engine import GenerationParams, ToolCall, stream
 from model.gpt import GPT
 from model.tokenizer import BpeTokenizer
 
@@ -27,23 +27,8 @@ def latest_checkpoint(workdir: Path) -> Path:
     raise FileNotFoundError(f"no checkpoint in {Path(workdir) / 'checkpoints'}: run `llmforge pretrain` first")
 
 
-Turn = Mapping[str, Any] | tuple[str, str]
-
 # Tool calls allowed within one reply: a model stuck in a call loop must still answer.
 MAX_TOOL_CALLS_PER_REPLY = 4
-
-
-def _as_message(turn: Turn) -> Mapping[str, Any]:
-    # (role, text) pairs were this module's history format before `messages`; still accepted.
-    if isinstance(turn, tuple):
-        role, text = turn
-        return {"role": role, "content": text}
-    return turn
-
-
-def render_prompt(tokenizer: BpeTokenizer, history: Sequence[Turn]) -> list[int]:
-    """The conversation so far in the chat format (`model.chat_format`), ending where the assistant's turn begins."""
-    return chat_format.render_prompt(tokenizer, [_as_message(t) for t in history])
 
 
 def _complete_parts(parts: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -55,6 +40,24 @@ def _complete_parts(parts: list[dict[str, str]]) -> list[dict[str, str]]:
     return parts
 
 
+class _ReplyCalculator:
+    """The calculator hook for one reply: past MAX_TOOL_CALLS_PER_REPLY calls it answers with an error,
+    which the model sees, so it stops calling and answers."""
+
+    def __init__(self, tokenizer: BpeTokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.calls = 0
+
+    def __call__(self, call: ToolCall) -> list[int]:
+        tok = self.tokenizer
+        self.calls += 1
+        if self.calls > MAX_TOOL_CALLS_PER_REPLY:
+            return [tok.token_id("<|tool_output_start|>"),
+                    *tok.encode(f"error: more than {MAX_TOOL_CALLS_PER_REPLY} calculator calls in one reply"),
+                    tok.token_id("<|tool_output_end|>")]  # fmt: skip
+        return chat_format.tool_feedback(tok, call.body)
+
+
 class ChatSession:
     def __init__(self, checkpoint: Path, tokenizer_path: Path, config: ChatConfig):
         self.model: GPT
@@ -62,10 +65,7 @@ class ChatSession:
         self.model.eval()
         self.tokenizer = BpeTokenizer.from_file(tokenizer_path)
         self.config = config
-        # Two views of the conversation: `history` as (role, text) pairs for display (and for
-        # callers written before tool calls existed), `messages` in full (tool parts included,
-        # see model.chat_format), which is what the next prompt is rendered from.
-        self.history: list[tuple[str, str]] = []
+        # The conversation in full (tool parts included, see model.chat_format): the next prompt is rendered from it.
         self.messages: list[dict[str, Any]] = []
         self.last_parts: list[dict[str, str]] = []  # the last reply's text/tool parts
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -76,38 +76,26 @@ class ChatSession:
         `on_text` receives the reply as it is produced (whole characters; a calculator call
         shows as "[calculator: E = R]"), for a terminal or any other streaming display.
         """
-        tok = self.tokenizer
         self.messages.append({"role": "user", "content": message})
-        self.history.append(("user", message))
-        calls = 0
+        parts = _complete_parts(chat_format.parse_assistant(self.tokenizer, self._generate(on_text)))
+        self.last_parts = parts
+        self.messages.append({"role": "assistant", "content": parts})
+        return chat_format.assistant_text(parts).strip()
 
-        def run_tool(call: ToolCall) -> list[int]:
-            nonlocal calls
-            calls += 1
-            if calls > MAX_TOOL_CALLS_PER_REPLY:
-                # The answer the model sees, so it stops calling and answers.
-                return [tok.token_id("<|tool_output_start|>"),
-                        *tok.encode(f"error: more than {MAX_TOOL_CALLS_PER_REPLY} calculator calls in one reply"),
-                        tok.token_id("<|tool_output_end|>")]  # fmt: skip
-            return chat_format.tool_feedback(tok, call.body)
-
-        tool = ToolUse(tok.token_id("<|tool_call_start|>"), tok.token_id("<|tool_call_end|>"), run_tool)
+    def _generate(self, on_text: Callable[[str], None] | None) -> list[int]:
+        """The reply's tokens (tool outputs included), sampled after the conversation so far."""
+        tok = self.tokenizer
+        tool = chat_format.calculator_tool(tok, _ReplyCalculator(tok))
         params = GenerationParams(max_new_tokens=self.config.max_new_tokens, temperature=self.config.temperature,
                                   top_k=self.config.top_k, stop_ids={tok.token_id("<|assistant_end|>"), tok.bos_id},
                                   overflow="slide")
         decoder = chat_format.ReplyDecoder(tok)
         out: list[int] = []
-        for token in stream(self.model, render_prompt(tok, self.messages), params, self.generator, tool):
+        prompt = chat_format.render_prompt(tok, self.messages)
+        for token in stream(self.model, prompt, params, self.generator, tool):
             out.append(token)
-            if on_text is not None:
-                delta = decoder.feed(token)
-                if delta:
-                    on_text(delta)
+            if on_text is not None and (delta := decoder.feed(token)):
+                on_text(delta)
         if on_text is not None and (rest := decoder.finish()):
             on_text(rest)
-        parts = _complete_parts(chat_format.parse_assistant(tok, out))
-        self.last_parts = parts
-        self.messages.append({"role": "assistant", "content": parts})
-        text = chat_format.assistant_text(parts).strip()
-        self.history.append(("assistant", text))
-        return text
+        return out

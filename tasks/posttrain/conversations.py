@@ -1,4 +1,4 @@
-"""Conversation datasets (the `messages` format) from JSONL / Parquet files, rendered for SFT.
+"""Conversation datasets (the `messages` format) from JSONL / Parquet files, for SFT.
 
 Files are read with the `datasets` library (`load_dataset("json" | "parquet",
 data_files=...)`), which also handles rows whose messages mix shapes (string or
@@ -15,49 +15,22 @@ that says where it is:
 A name that is not a local path is treated as a Hugging Face dataset id (needs
 network access); errors then name `dataset[split] row N`.
 
-Conversations longer than the context are handled by a policy: "truncate" keeps
-their first `max_tokens` tokens, "skip" drops them; both are counted, as are
-conversations whose truncation left no assistant token to learn from (always dropped).
+Each conversation keeps that location as its `source`, which rendering
+(`model.sft_batches.render_examples`) puts in front of its own errors.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from model.chat_format import normalize_messages, render_conversation
-from model.tokenizer import BpeTokenizer
+from model.chat_format import normalize_messages
+from model.sft_batches import SourcedConversation
 
-TooLongPolicy = Literal["truncate", "skip"]
 MESSAGES_FIELD = "messages"
 _FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
-
-
-@dataclass(frozen=True)
-class LoadedConversation:
-    messages: list[dict[str, Any]]  # normalised (internal form)
-    source: str  # "file.jsonl:17", "file.parquet: row 16", ...
-
-
-@dataclass(frozen=True)
-class SFTExample:
-    ids: list[int]
-    mask: list[int]  # 1 where ids[i] is a training target (see model.chat_format)
-    truncated: bool
-    source: str
-
-
-@dataclass
-class RenderResult:
-    examples: list[SFTExample] = field(default_factory=list)
-    counts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(
-            ("conversations", "examples", "truncated", "skipped_too_long", "skipped_no_target",
-             "tokens", "target_tokens"), 0)  # fmt: skip
-    )
 
 
 def _clean(value: Any) -> Any:
@@ -130,11 +103,11 @@ def load_conversations(
     messages_field: str = MESSAGES_FIELD,
     split: str = "train",
     cache_dir: str | Path | None = None,
-) -> list[LoadedConversation]:
+) -> list[SourcedConversation]:
     """Every conversation of `sources` (local .jsonl/.json/.parquet files or hub dataset ids), validated."""
     if isinstance(sources, (str, Path)):
         sources = [sources]
-    out: list[LoadedConversation] = []
+    out: list[SourcedConversation] = []
     for source in sources:
         path = Path(source)
         # JSON Lines only: a .json file may be one JSON array, which has no per-row lines.
@@ -147,53 +120,5 @@ def load_conversations(
                 where = f"{source}[{split}] row {i}"
             else:
                 where = f"{path}: row {i}"
-            out.append(LoadedConversation(_messages_of(row, where, messages_field), where))
+            out.append(SourcedConversation(_messages_of(row, where, messages_field), where))
     return out
-
-
-def render_conversations(
-    tokenizer: BpeTokenizer,
-    conversations: Iterable[LoadedConversation | Sequence[Mapping[str, Any]]],
-    max_tokens: int,
-    too_long: TooLongPolicy = "truncate",
-) -> RenderResult:
-    """SFT examples of at most `max_tokens` tokens, with counts of what was truncated or skipped."""
-    if too_long not in ("truncate", "skip"):
-        raise ValueError(f"too_long must be 'truncate' or 'skip', got {too_long!r}")
-    result = RenderResult()
-    counts = result.counts
-    for n, conv in enumerate(conversations):
-        messages, source = (conv.messages, conv.source) if isinstance(conv, LoadedConversation) else (conv, f"#{n}")
-        counts["conversations"] += 1
-        try:
-            rendered = render_conversation(tokenizer, messages, max_tokens=max_tokens)
-        except ValueError as exc:
-            raise ValueError(f"{source}: {exc}") from None
-        if rendered.truncated:
-            if too_long == "skip":
-                counts["skipped_too_long"] += 1
-                continue
-            counts["truncated"] += 1
-        # Mask position 0 is never a target (nothing predicts the first token).
-        targets = sum(rendered.mask[1:])
-        if targets == 0:
-            counts["skipped_no_target"] += 1
-            continue
-        counts["examples"] += 1
-        counts["tokens"] += len(rendered.ids)
-        counts["target_tokens"] += targets
-        result.examples.append(SFTExample(rendered.ids, rendered.mask, rendered.truncated, source))
-    return result
-
-
-def load_sft_examples(
-    tokenizer: BpeTokenizer,
-    sources: str | Path | Sequence[str | Path],
-    max_tokens: int,
-    too_long: TooLongPolicy = "truncate",
-    messages_field: str = MESSAGES_FIELD,
-    cache_dir: str | Path | None = None,
-) -> RenderResult:
-    """`load_conversations` then `render_conversations`: the whole stage in one call."""
-    conversations = load_conversations(sources, messages_field=messages_field, cache_dir=cache_dir)
-    return render_conversations(tokenizer, conversations, max_tokens, too_long)

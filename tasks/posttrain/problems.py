@@ -13,20 +13,12 @@ from dataclasses import dataclass
 
 import torch
 
-from model.chat_format import assistant_text, parse_assistant, render_prompt, tool_feedback
-from model.engine import Completion, GenerationParams, ToolUse, generate_batch
+from model.chat_format import assistant_text, calculator_tool, parse_assistant, render_prompt
+from model.engine import Completion, GenerationParams, generate_batch
 from model.gpt import GPT
 from model.tokenizer import BpeTokenizer
 from tasks.posttrain.pass_at_k import pass_at_k
 from tasks.posttrain.sft_data import Problem, is_correct, problem_prompt
-
-
-def calculator_tool(tokenizer: BpeTokenizer) -> ToolUse:
-    return ToolUse(
-        tokenizer.token_id("<|tool_call_start|>"),
-        tokenizer.token_id("<|tool_call_end|>"),
-        lambda call: tool_feedback(tokenizer, call.body),
-    )
 
 
 def reply_params(tokenizer: BpeTokenizer, max_new_tokens: int, temperature: float, top_k: int | None) -> GenerationParams:

@@ -24,11 +24,13 @@ import torch
 from llmforge import atomic
 from llmforge.config import RlConfig
 from model.checkpoint import load_checkpoint_for, save_checkpoint
-from model.grpo import group_advantages, make_rollout_batch, policy_gradient_loss
+from model.distributed import pick_device
+from model.engine import GenerationParams
+from model.gpt import GPT
+from model.grpo import RolloutBatch, group_advantages, make_rollout_batch, policy_gradient_loss
 from model.tokenizer import BpeTokenizer
-from tasks.train.pretrain import pick_device
-from tasks.posttrain.problems import attempt, pass_metrics, problem_prompt_ids, reply_params
-from tasks.posttrain.sft_data import generate_problem, heldout_set
+from tasks.posttrain.problems import Attempts, attempt, pass_metrics, problem_prompt_ids, reply_params
+from tasks.posttrain.sft_data import Problem, generate_problem, heldout_set
 
 
 @dataclass
@@ -47,6 +49,70 @@ def held_out_metrics(model: Any, tokenizer: BpeTokenizer, config: RlConfig) -> d
                         config.max_new_tokens, seed=config.seed + 1)
 
 
+def rollout_batch(
+    tokenizer: BpeTokenizer, problems: list[Problem], rollouts: Attempts, advantages: torch.Tensor
+) -> RolloutBatch:
+    """Prompt + reply of every sample; only the tokens the policy sampled (not tool outputs) are trained."""
+    sequences, masks = [], []
+    for problem, row in zip(problems, rollouts.completions, strict=True):
+        prompt = problem_prompt_ids(tokenizer, problem)
+        for completion in row:
+            sequences.append(prompt + completion.tokens)
+            masks.append([0] * len(prompt) + [0 if forced else 1 for forced in completion.forced])
+    return make_rollout_batch(sequences, masks, advantages)
+
+
+def policy_step(model: GPT, optimizer: torch.optim.Optimizer, batch: RolloutBatch, grad_clip: float) -> float:
+    """One policy-gradient update on the batch; returns its loss."""
+    model.train()
+    loss = policy_gradient_loss(model, batch)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.item())
+
+
+@dataclass
+class RlRun:
+    """The policy, its optimizer and the random streams of one RL run."""
+
+    model: GPT
+    tokenizer: BpeTokenizer
+    config: RlConfig
+    optimizer: torch.optim.Optimizer
+    problem_rng: random.Random
+    sample_generator: torch.Generator
+    params: GenerationParams
+
+    def step(self, step: int) -> RlStepLog:
+        """Fresh problems, K rollouts each, rewards, and an update where some group's rewards differ."""
+        step_start = time.perf_counter()
+        config, k = self.config, self.config.samples_per_prompt
+        problems = [generate_problem(self.problem_rng, config.family, "train") for _ in range(config.prompts_per_step)]
+        rollouts = attempt(self.model, self.tokenizer, problems, k, self.params, self.sample_generator)
+        rewards = torch.tensor([float(ok) for row in rollouts.correct for ok in row])
+        batch = rollout_batch(self.tokenizer, problems, rollouts, group_advantages(rewards, k))
+        signal = int((rewards.view(-1, k).std(dim=1) > 0).sum())
+        # All-equal groups have zero advantage: no gradient to take.
+        loss = policy_step(self.model, self.optimizer, batch, config.grad_clip) if signal else 0.0
+        return RlStepLog(step=step, mean_reward=float(rewards.mean()), loss=loss, groups_with_signal=signal,
+                         policy_tokens=int(batch.policy_mask.sum()), seconds=time.perf_counter() - step_start)
+
+
+def start_rl_run(model: GPT, tokenizer: BpeTokenizer, config: RlConfig) -> RlRun:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, betas=(0.9, 0.95),
+                                  weight_decay=config.weight_decay)
+    return RlRun(model, tokenizer, config, optimizer, random.Random(config.seed),
+                 torch.Generator().manual_seed(config.seed),
+                 reply_params(tokenizer, config.max_new_tokens, config.temperature, config.top_k))
+
+
+def mean_reward(history: list[RlStepLog]) -> float:
+    return round(sum(h.mean_reward for h in history) / len(history), 4)
+
+
 def rl(
     sft_dir: Path,
     tokenizer_path: Path,
@@ -56,71 +122,40 @@ def rl(
 ) -> dict[str, Any]:
     tokenizer = BpeTokenizer.from_file(tokenizer_path)
     model, sft_state = load_checkpoint_for(sft_dir, tokenizer.vocab_size, str(tokenizer_path))
-    device = pick_device(config.device)
-    model.to(device)
+    model.to(pick_device(config.device))
     torch.manual_seed(config.seed)
     before = held_out_metrics(model, tokenizer, config)
-
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, betas=(0.9, 0.95),
-                                  weight_decay=config.weight_decay)
-    rng = random.Random(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    params = reply_params(tokenizer, config.max_new_tokens, config.temperature, config.top_k)
-    k = config.samples_per_prompt
+    run = start_rl_run(model, tokenizer, config)
     history: list[RlStepLog] = []
     started = time.perf_counter()
     for step in range(config.steps):
-        step_start = time.perf_counter()
-        problems = [generate_problem(rng, config.family, "train") for _ in range(config.prompts_per_step)]
-        rollouts = attempt(model, tokenizer, problems, k, params, generator)
-        rewards = torch.tensor([float(ok) for row in rollouts.correct for ok in row])
-        advantages = group_advantages(rewards, k)
-        sequences, masks = [], []
-        for problem, row in zip(problems, rollouts.completions, strict=True):
-            prompt = problem_prompt_ids(tokenizer, problem)
-            for completion in row:
-                sequences.append(prompt + completion.tokens)
-                masks.append([0] * len(prompt) + [0 if forced else 1 for forced in completion.forced])
-        batch = make_rollout_batch(sequences, masks, advantages)
-        signal = int((rewards.view(-1, k).std(dim=1) > 0).sum())
-        loss_value = 0.0
-        if signal:  # all-equal groups have zero advantage: no gradient to take
-            model.train()
-            loss = policy_gradient_loss(model, batch)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_value = float(loss.item())
-        entry = RlStepLog(step=step, mean_reward=float(rewards.mean()), loss=loss_value, groups_with_signal=signal,
-                          policy_tokens=int(batch.policy_mask.sum()), seconds=time.perf_counter() - step_start)
-        history.append(entry)
+        history.append(run.step(step))
         if on_log is not None and (step % config.log_every == 0 or step == config.steps - 1):
-            on_log(entry)
+            on_log(history[-1])
     train_seconds = time.perf_counter() - started
     after = held_out_metrics(model, tokenizer, config)
     metrics: dict[str, Any] = {
         "family": config.family,
         "steps": config.steps,
-        "samples_per_prompt": k,
+        "samples_per_prompt": config.samples_per_prompt,
         "train_seconds": round(train_seconds, 2),
-        "mean_reward_first_steps": round(sum(h.mean_reward for h in history[:5]) / min(5, len(history)), 4),
-        "mean_reward_last_steps": round(sum(h.mean_reward for h in history[-5:]) / min(5, len(history)), 4),
+        "mean_reward_first_steps": mean_reward(history[:5]),
+        "mean_reward_last_steps": mean_reward(history[-5:]),
         "before": before,
         "after": after,
         "pass@1_gain": round(float(after["pass@1"]) - float(before["pass@1"]), 4),
     }
+    result = {"metrics": metrics, "history": [vars(h) for h in history]}
     save_checkpoint(out_dir, model.cpu(), {
         "stage": "rl",
         "step": config.steps,
         "sft_step": sft_state.get("step"),
         "tokenizer_vocab_size": tokenizer.vocab_size,
         "rl_config": config.model_dump(mode="json"),
-        "history": [vars(h) for h in history],
+        "history": result["history"],
         "metrics": metrics,
     })
-    return {"metrics": metrics, "history": [vars(h) for h in history]}
+    return result
 
 
 def rl_report(result: dict[str, Any]) -> str:

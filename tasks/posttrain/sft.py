@@ -21,11 +21,12 @@ from llmforge import atomic
 from llmforge.config import SftConfig
 from llmforge.fingerprint import file_record
 from model.checkpoint import load_checkpoint_for, save_checkpoint
-from model.sft_batches import ConversationBatches
+from model.distributed import pick_device
+from model.gpt import GPT
+from model.sft_batches import ConversationBatches, SFTExample, render_examples
 from model.tokenizer import BpeTokenizer
 from model.train import StepLog, TrainConfig, train
-from tasks.posttrain.conversations import SFTExample, load_sft_examples, render_conversations
-from tasks.train.pretrain import pick_device
+from tasks.posttrain.conversations import load_conversations
 from tasks.posttrain.problems import greedy_accuracy
 from tasks.posttrain.sft_data import FAMILY, IdentityConfig, build_sft_mix, heldout_set
 
@@ -37,11 +38,12 @@ def sft_examples(tokenizer: BpeTokenizer, config: SftConfig, max_tokens: int) ->
                  "identity": config.identity_fraction, "refusal": config.refusal_fraction}
     identity = IdentityConfig(name=config.identity.model_name, maker=config.identity.maker)
     generated = build_sft_mix(rng, config.generated_conversations, fractions, identity, config.tool_fraction)
-    rendered = render_conversations(tokenizer, generated, max_tokens, config.too_long)
+    rendered = render_examples(tokenizer, generated, max_tokens, config.too_long)
     examples = list(rendered.examples)
     counts: dict[str, Any] = {"generated": dict(rendered.counts)}
     if config.conversation_files:
-        from_files = load_sft_examples(tokenizer, config.conversation_files, max_tokens, config.too_long)
+        from_files = render_examples(tokenizer, load_conversations(config.conversation_files), max_tokens,
+                                     config.too_long)
         examples += from_files.examples
         counts["files"] = dict(from_files.counts)
     if not examples:
@@ -62,6 +64,13 @@ def describe_sft_inputs(workdir: Path, config: SftConfig, known: dict[str, Any] 
     return records
 
 
+def sft_train_config(config: SftConfig, seq_len: int) -> TrainConfig:
+    return TrainConfig(steps=config.steps, batch_size=config.batch_size, seq_len=seq_len,
+                       learning_rate=config.learning_rate, warmup_steps=config.warmup_steps,
+                       weight_decay=config.weight_decay, grad_clip=config.grad_clip, seed=config.seed,
+                       log_every=config.log_every)
+
+
 def sft(
     base_dir: Path,
     tokenizer_path: Path,
@@ -76,23 +85,12 @@ def sft(
     examples, counts = sft_examples(tokenizer, config, seq_len + 1)
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
-    tcfg = TrainConfig(steps=config.steps, batch_size=config.batch_size, seq_len=seq_len,
-                       learning_rate=config.learning_rate, warmup_steps=config.warmup_steps,
-                       weight_decay=config.weight_decay, grad_clip=config.grad_clip, seed=config.seed,
-                       log_every=config.log_every)
     batches = ConversationBatches([(e.ids, e.mask) for e in examples], config.batch_size, seq_len, seed=config.seed)
     problems = heldout_set(FAMILY, n=config.eval_problems)
     model.to(device)
     before, _ = greedy_accuracy(model, tokenizer, problems, config.eval_max_new_tokens)
-    history: list[StepLog] = []
-
-    def log(entry: StepLog) -> None:
-        history.append(entry)
-        if on_log is not None:
-            on_log(entry)
-
     started = time.perf_counter()
-    train(model, batches, tcfg, device=device, on_log=log)
+    history, _ = train(model, batches, sft_train_config(config, seq_len), device=device, on_log=on_log)
     seconds = time.perf_counter() - started
     accuracy, examples_shown = greedy_accuracy(model, tokenizer, problems, config.eval_max_new_tokens)
     metrics = {
@@ -106,16 +104,23 @@ def sft(
         "heldout_accuracy_before": round(before, 4),
         "heldout_accuracy": round(accuracy, 4),
     }
+    result = {"metrics": metrics, "counts": counts, "history": [vars(h) for h in history], "examples": examples_shown}
+    save_sft_checkpoint(out_dir, model, base_state, tokenizer.vocab_size, config, result)
+    return result
+
+
+def save_sft_checkpoint(
+    out_dir: Path, model: GPT, base_state: dict[str, Any], vocab_size: int, config: SftConfig, result: dict[str, Any]
+) -> None:
     save_checkpoint(out_dir, model.cpu(), {
         "stage": "sft",
         "step": config.steps,
         "base_step": base_state.get("step"),
-        "tokenizer_vocab_size": tokenizer.vocab_size,
+        "tokenizer_vocab_size": vocab_size,
         "sft_config": config.model_dump(mode="json"),
-        "history": [vars(h) for h in history],
-        "metrics": metrics,
+        "history": result["history"],
+        "metrics": result["metrics"],
     })
-    return {"metrics": metrics, "counts": counts, "history": [vars(h) for h in history], "examples": examples_shown}
 
 
 def sft_report(result: dict[str, Any]) -> str:

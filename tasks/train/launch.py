@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,31 +60,44 @@ def pretrain_distributed(
         env = dict(os.environ)
         # Each CPU process gets an equal share of the cores instead of all of them each.
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // config.nproc)))
-        tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
         with subprocess.Popen(
             torchrun_command(config.nproc, spec_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, env=env,
         ) as proc:
             assert proc.stdout is not None
-            for line in proc.stdout:
-                line = line.rstrip("\n")
-                if line.startswith(LOG_PREFIX):
-                    if on_log is not None:
-                        on_log(StepLog(**json.loads(line[len(LOG_PREFIX):])))
-                    continue
-                tail.append(line)
-                if echo is not None:
-                    echo(line)
+            tail = relay_worker_output(proc.stdout, on_log, echo)
             returncode = proc.wait()
         if returncode != 0 or not result_path.is_file():
-            errors = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(tmp).glob("error-rank*.json"))]
-            if errors:
-                first = errors[0]
-                raise DistributedTrainingError(
-                    f"distributed pretraining failed on rank {first['rank']}: {first['type']}: {first['message']}"
-                )
-            raise DistributedTrainingError(
-                f"distributed pretraining ({config.nproc} processes) failed with exit code {returncode}; "
-                "last worker output:\n" + "\n".join(tail)
-            )
+            raise training_failure(Path(tmp), config.nproc, returncode, tail)
         return json.loads(result_path.read_text(encoding="utf-8"))
+
+
+def relay_worker_output(
+    lines: Iterable[str], on_log: Callable[[StepLog], None] | None, echo: Callable[[str], None] | None
+) -> list[str]:
+    """Turn rank 0's step lines back into StepLogs for `on_log`, echo the rest; returns the last lines of the rest."""
+    tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    for line in lines:
+        line = line.rstrip("\n")
+        if line.startswith(LOG_PREFIX):
+            if on_log is not None:
+                on_log(StepLog(**json.loads(line[len(LOG_PREFIX):])))
+            continue
+        tail.append(line)
+        if echo is not None:
+            echo(line)
+    return list(tail)
+
+
+def training_failure(run_dir: Path, nproc: int, returncode: int, tail: list[str]) -> DistributedTrainingError:
+    """The error to raise: the first failing rank's own exception where one left it, else the exit code and output."""
+    errors = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(run_dir.glob("error-rank*.json"))]
+    if errors:
+        first = errors[0]
+        return DistributedTrainingError(
+            f"distributed pretraining failed on rank {first['rank']}: {first['type']}: {first['message']}"
+        )
+    return DistributedTrainingError(
+        f"distributed pretraining ({nproc} processes) failed with exit code {returncode}; "
+        "last worker output:\n" + "\n".join(tail)
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,7 @@ from model.train import BatchSampler, StepLog, TrainConfig, make_optimizer, pack
 from tasks.train.evaluate import bits_per_byte, token_byte_lengths
 from tasks.tokenize.stage import read_token_documents
 
-
-def pick_device(requested: str, local_rank: int = 0) -> str:
-    """The device this process trains on; under torchrun on CUDA each process takes its own GPU."""
-    device = requested
-    if requested == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and distributed.env_info().enabled:
-        return f"cuda:{local_rank}"
-    return device
+Sampler = BatchSampler | PackedLoader
 
 
 def model_config(config: PretrainConfig, vocab_size: int) -> GPTConfig:
@@ -120,6 +113,163 @@ def scan_train_split(split_dir: Path) -> tuple[int, int]:
     return total, largest
 
 
+def check_train_split(split_dir: Path, tokenizer_path: Path, vocab_size: int, seq_len: int) -> int:
+    """The split's token count, after checking that its ids fit the vocabulary and that it fills a row."""
+    train_tokens, max_id = scan_train_split(split_dir)
+    if max_id >= vocab_size:
+        raise ValueError(
+            f"token id {max_id} in {split_dir} is outside the tokenizer's vocabulary "
+            f"({vocab_size}): the shards and {tokenizer_path} do not belong together"
+        )
+    if train_tokens < seq_len + 1:
+        raise ValueError(f"the train split {split_dir} has {train_tokens} tokens; "
+                         f"a training row needs seq_len + 1 = {seq_len + 1}")
+    return train_tokens
+
+
+def make_sampler(split_dir: Path, config: PretrainConfig, world: distributed.DistInfo, grad_accum_steps: int) -> Sampler:
+    """This rank's batches of the train split, as `config.data_loader` says."""
+    if config.data_loader == "packed":
+        return PackedLoader(
+            train_shards(split_dir), config.batch_size, config.seq_len, seed=config.seed,
+            rank=world.rank, world_size=world.world_size, grad_accum_steps=grad_accum_steps,
+            long_documents=config.long_documents,
+        )
+    return BatchSampler(
+        pack_documents(read_token_documents(split_dir), config.seq_len), config.batch_size,
+        config.seq_len, seed=config.seed,
+        rank=world.rank, world_size=world.world_size, grad_accum_steps=grad_accum_steps,
+    )
+
+
+@dataclass
+class PretrainRun:
+    """A pretraining run between optimizer steps: what its resumable state holds, and where that is saved."""
+
+    config: PretrainConfig
+    vocab_size: int
+    state_dir: Path
+    is_main: bool
+    model: GPT
+    sampler: Sampler
+    optimizer: torch.optim.Optimizer
+    on_log: Callable[[StepLog], None] | None = None
+    history: list[StepLog] = field(default_factory=list)
+    start_step: int = 0
+    last_saved_step: int | None = None
+
+    def resume(self) -> None:
+        """Load the saved state in place: weights, optimizer moments, RNG, sampler position and history."""
+        saved = load_training_state(self.state_dir, self.model, self.optimizer)
+        try:
+            self.sampler.load_state_dict(saved["sampler"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"training state {self.state_dir} has no valid sampler state: {exc}") from exc
+        except ValueError as exc:
+            raise ValueError(f"cannot resume from {self.state_dir}: {exc}") from exc
+        if self.sampler.steps_done != saved["step"]:
+            raise ValueError(f"training state {self.state_dir} is inconsistent: step {saved['step']}, "
+                             f"sampler at step {self.sampler.steps_done}")
+        self.start_step = self.last_saved_step = saved["step"]
+        self.history = [StepLog(**h) for h in saved.get("history", [])]
+
+    def record(self, entry: StepLog) -> None:
+        self.history.append(entry)
+        if self.on_log is not None:
+            self.on_log(entry)
+
+    def after_step(self, steps_done: int, optimizer: torch.optim.Optimizer) -> None:
+        every = self.config.checkpoint_every
+        if every > 0 and steps_done % every == 0 and steps_done < self.config.steps:
+            self.save_state(steps_done, optimizer)
+
+    def save_state(self, steps_done: int, optimizer: torch.optim.Optimizer) -> None:
+        if not self.is_main:
+            return  # ranks hold identical weights and optimizer state; one writer suffices
+        # A step's update can turn weights non-finite before any loss shows it;
+        # saving them would make the "last good checkpoint" a bad one.
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            where = f"{self.state_dir} (step {self.last_saved_step})" if self.last_saved_step is not None else "none"
+            raise FloatingPointError(
+                f"weights became non-finite by step {steps_done - 1}; not saved. Last good checkpoint: {where}"
+            )
+        save_training_state(self.state_dir, self.model, optimizer, {
+            "step": steps_done,
+            "sampler": self.sampler.state_dict(),
+            "tokenizer_vocab_size": self.vocab_size,
+            "pretrain_config": self.config.model_dump(mode="json"),
+            "history": [vars(h) for h in self.history],
+        })
+        self.last_saved_step = steps_done
+
+    def run_steps(self, tcfg: TrainConfig, device: str) -> float:
+        """Run the remaining steps; returns the seconds they took. A non-finite loss names the last good state."""
+        started = time.perf_counter()
+        try:
+            train(self.model, self.sampler, tcfg, device=device, on_log=self.record, start_step=self.start_step,
+                  optimizer=self.optimizer, on_step_end=self.after_step)
+        except FloatingPointError as exc:
+            where = (
+                f"last good checkpoint: {self.state_dir} (step {self.last_saved_step}); "
+                "lower the learning rate or fix the data"
+                if self.last_saved_step is not None else "no checkpoint was saved before it"
+            )
+            raise FloatingPointError(f"{exc}; {where}") from exc
+        return max(time.perf_counter() - started, 1e-9)
+
+
+def start_run(
+    tokens_dir: Path, vocab_size: int, state_dir: Path, config: PretrainConfig, tcfg: TrainConfig, device: str,
+    on_log: Callable[[StepLog], None] | None,
+) -> PretrainRun:
+    """A freshly initialised model (seeded by the config), its sampler and optimizer."""
+    world = distributed.current()
+    torch.manual_seed(config.seed)
+    model = GPT(model_config(config, vocab_size)).to(device)
+    sampler = make_sampler(tokens_dir / "train", config, world, tcfg.grad_accum_steps)
+    return PretrainRun(config, vocab_size, state_dir, world.is_main, model, sampler, make_optimizer(model, tcfg),
+                       on_log)
+
+
+def run_metrics(run: PretrainRun, train_tokens: int, grad_accum_steps: int, seconds: float, device: str) -> dict[str, Any]:
+    config, world_size = run.config, distributed.current().world_size
+    tokens_per_step = config.batch_size * config.seq_len * grad_accum_steps * world_size
+    metrics: dict[str, Any] = {
+        "parameters": run.model.num_parameters(),
+        "train_tokens_available": train_tokens,
+        "steps": config.steps,
+        "tokens_seen": config.steps * tokens_per_step,
+        "tokens_per_step": tokens_per_step,
+        "processes": world_size,
+        "grad_accum_steps": grad_accum_steps,
+        "initial_loss": round(run.history[0].loss, 4),
+        "final_loss": round(run.history[-1].loss, 4),
+        "tokens_per_s": round((config.steps - run.start_step) * tokens_per_step / seconds, 1),
+        "train_seconds": round(seconds, 2),
+        "device": device,
+        "resumed_from_step": run.start_step,
+    }
+    if isinstance(run.sampler, PackedLoader):
+        metrics["packing"] = run.sampler.rows.stats.as_dict()
+    return metrics
+
+
+def validation_scores(model: GPT, val_dir: Path, tokenizer: BpeTokenizer, max_tokens: int) -> dict[str, float]:
+    """Validation loss and bits per byte of the trained model over the first `max_tokens` tokens of `val_dir`."""
+    model.eval()
+    scores = bits_per_byte(model, read_token_documents(val_dir, max_tokens + 1), token_byte_lengths(tokenizer),
+                           max_tokens)
+    return {"val_loss": round(scores["val_loss"], 4), "val_bits_per_byte": round(scores["val_bits_per_byte"], 4)}
+
+
+def mean_mfu(history: list[StepLog]) -> float | None:
+    """Mean model FLOPs utilisation of the logged steps, leaving out step 0 (it includes warm-up)."""
+    mfus = [h.mfu for h in history if h.mfu is not None]
+    if not mfus:
+        return None
+    return round(sum(mfus[1:] or mfus) / len(mfus[1:] or mfus), 4)
+
+
 def pretrain(
     tokens_dir: Path,
     tokenizer_path: Path,
@@ -136,155 +286,44 @@ def pretrain(
     """
     tokenizer = BpeTokenizer.from_file(tokenizer_path)
     state_dir = training_state_dir(checkpoint_dir)
-    saved: dict[str, Any] | None = None
     if resume:
         # Check the settings before reading shards or building anything, so a
         # mismatch fails fast and nothing is trained on a wrong basis.
-        saved = read_training_state(state_dir)
-        check_resumable(saved, config, tokenizer.vocab_size, state_dir)
-    train_tokens, max_id = scan_train_split(tokens_dir / "train")
-    if max_id >= tokenizer.vocab_size:
-        raise ValueError(
-            f"token id {max_id} in {tokens_dir / 'train'} is outside the tokenizer's vocabulary "
-            f"({tokenizer.vocab_size}): the shards and {tokenizer_path} do not belong together"
-        )
-    if train_tokens < config.seq_len + 1:
-        raise ValueError(f"the train split {tokens_dir / 'train'} has {train_tokens} tokens; "
-                         f"a training row needs seq_len + 1 = {config.seq_len + 1}")
-    world = distributed.current()
-    device = pick_device(config.device, world.local_rank)
+        check_resumable(read_training_state(state_dir), config, tokenizer.vocab_size, state_dir)
+    train_tokens = check_train_split(tokens_dir / "train", tokenizer_path, tokenizer.vocab_size, config.seq_len)
+    device = distributed.pick_device(config.device, distributed.current().local_rank)
     if device.startswith("cuda"):
         # TF32 matmuls for the float32 parts (bf16 autocast covers the rest): free speed on Ampere+.
         torch.set_float32_matmul_precision("high")
     tcfg = train_config(config)
-    torch.manual_seed(config.seed)
-    model = GPT(model_config(config, tokenizer.vocab_size)).to(device)
-    sampler: BatchSampler | PackedLoader
-    if config.data_loader == "packed":
-        sampler = PackedLoader(
-            train_shards(tokens_dir / "train"), config.batch_size, config.seq_len, seed=config.seed,
-            rank=world.rank, world_size=world.world_size, grad_accum_steps=tcfg.grad_accum_steps,
-            long_documents=config.long_documents,
-        )
-    else:
-        sampler = BatchSampler(
-            pack_documents(read_token_documents(tokens_dir / "train"), config.seq_len), config.batch_size,
-            config.seq_len, seed=config.seed,
-            rank=world.rank, world_size=world.world_size, grad_accum_steps=tcfg.grad_accum_steps,
-        )
-    optimizer = make_optimizer(model, tcfg)
-    history: list[StepLog] = []
-    start_step = 0
-    if saved is not None:
-        saved = load_training_state(state_dir, model, optimizer)
-        try:
-            sampler.load_state_dict(saved["sampler"])
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"training state {state_dir} has no valid sampler state: {exc}") from exc
-        except ValueError as exc:
-            raise ValueError(f"cannot resume from {state_dir}: {exc}") from exc
-        start_step = saved["step"]
-        if sampler.steps_done != start_step:
-            raise ValueError(
-                f"training state {state_dir} is inconsistent: step {start_step}, sampler at step {sampler.steps_done}"
-            )
-        history = [StepLog(**h) for h in saved.get("history", [])]
-
-    checkpoint_every = config.checkpoint_every
-    last_saved: list[int] = [start_step] if saved is not None else []
-
-    def save_state(steps_done: int, opt: torch.optim.Optimizer) -> None:
-        if not world.is_main:
-            return  # ranks hold identical weights and optimizer state; one writer suffices
-        # A step's update can turn weights non-finite before any loss shows it;
-        # saving them would make the "last good checkpoint" a bad one.
-        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-            where = f"{state_dir} (step {last_saved[0]})" if last_saved else "none"
-            raise FloatingPointError(
-                f"weights became non-finite by step {steps_done - 1}; not saved. Last good checkpoint: {where}"
-            )
-        save_training_state(
-            state_dir,
-            model,
-            opt,
-            {
-                "step": steps_done,
-                "sampler": sampler.state_dict(),
-                "tokenizer_vocab_size": tokenizer.vocab_size,
-                "pretrain_config": config.model_dump(mode="json"),
-                "history": [vars(h) for h in history],
-            },
-        )
-        last_saved[:] = [steps_done]
-
-    def log(entry: StepLog) -> None:
-        history.append(entry)
-        if on_log is not None:
-            on_log(entry)
-
-    def step_end(steps_done: int, opt: torch.optim.Optimizer) -> None:
-        if checkpoint_every > 0 and steps_done % checkpoint_every == 0 and steps_done < config.steps:
-            save_state(steps_done, opt)
-
-    started = time.perf_counter()
-    try:
-        train(model, sampler, tcfg, device=device, on_log=log, start_step=start_step, optimizer=optimizer,
-              on_step_end=step_end)
-    except FloatingPointError as exc:
-        where = (
-            f"last good checkpoint: {state_dir} (step {last_saved[0]}); lower the learning rate or fix the data"
-            if last_saved else "no checkpoint was saved before it"
-        )
-        raise FloatingPointError(f"{exc}; {where}") from exc
-    seconds = max(time.perf_counter() - started, 1e-9)
+    run = start_run(tokens_dir, tokenizer.vocab_size, state_dir, config, tcfg, device, on_log)
+    if resume:
+        run.resume()
+    seconds = run.run_steps(tcfg, device)
     # The end state is saved even when it coincides with a periodic one, so a
     # resume after a crash while writing the base checkpoint has nothing left to redo.
-    save_state(config.steps, optimizer)
-    steps_run = config.steps - start_step
-    tokens_per_step = config.batch_size * config.seq_len * tcfg.grad_accum_steps * world.world_size
-    metrics = {
-        "parameters": model.num_parameters(),
-        "train_tokens_available": train_tokens,
-        "steps": config.steps,
-        "tokens_seen": config.steps * tokens_per_step,
-        "tokens_per_step": tokens_per_step,
-        "processes": world.world_size,
-        "grad_accum_steps": tcfg.grad_accum_steps,
-        "initial_loss": round(history[0].loss, 4),
-        "final_loss": round(history[-1].loss, 4),
-        "tokens_per_s": round(steps_run * tokens_per_step / seconds, 1),
-        "train_seconds": round(seconds, 2),
-        "device": device,
-        "resumed_from_step": start_step,
-    }
-    if isinstance(sampler, PackedLoader):
-        metrics["packing"] = sampler.rows.stats.as_dict()
+    run.save_state(config.steps, run.optimizer)
+    metrics = run_metrics(run, train_tokens, tcfg.grad_accum_steps, seconds, device)
     val_dir = Path(tokens_dir) / "val"
-    if world.is_main and config.final_eval_tokens > 0 and any(val_dir.glob("*.parquet")):
-        model.eval()
-        scores = bits_per_byte(model, read_token_documents(val_dir, config.final_eval_tokens + 1),
-                               token_byte_lengths(tokenizer), config.final_eval_tokens)
-        metrics["val_loss"] = round(scores["val_loss"], 4)
-        metrics["val_bits_per_byte"] = round(scores["val_bits_per_byte"], 4)
-    mfus = [h.mfu for h in history if h.mfu is not None]
-    if mfus:
-        metrics["mfu"] = round(sum(mfus[1:] or mfus) / len(mfus[1:] or mfus), 4)  # step 0 includes warm-up
-    result = {"metrics": metrics, "history": [vars(h) for h in history]}
-    if not world.is_main:
-        return result
-    save_checkpoint(
-        checkpoint_dir,
-        model.cpu(),
-        {
-            "stage": "base",
-            "step": config.steps,
-            "tokenizer_vocab_size": tokenizer.vocab_size,
-            "pretrain_config": config.model_dump(mode="json"),
-            "history": [vars(h) for h in history],
-            "metrics": metrics,
-        },
-    )
+    if run.is_main and config.final_eval_tokens > 0 and any(val_dir.glob("*.parquet")):
+        metrics.update(validation_scores(run.model, val_dir, tokenizer, config.final_eval_tokens))
+    if (mfu := mean_mfu(run.history)) is not None:
+        metrics["mfu"] = mfu
+    result = {"metrics": metrics, "history": [vars(h) for h in run.history]}
+    if run.is_main:
+        save_base_checkpoint(checkpoint_dir, run, result)
     return result
+
+
+def save_base_checkpoint(checkpoint_dir: Path, run: PretrainRun, result: dict[str, Any]) -> None:
+    save_checkpoint(checkpoint_dir, run.model.cpu(), {
+        "stage": "base",
+        "step": run.config.steps,
+        "tokenizer_vocab_size": run.vocab_size,
+        "pretrain_config": run.config.model_dump(mode="json"),
+        "history": result["history"],
+        "metrics": result["metrics"],
+    })
 
 
 def training_report(metrics: dict[str, Any], history: list[dict[str, Any]]) -> str:

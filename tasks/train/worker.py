@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
         return 2
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     config = PretrainConfig.model_validate(spec["config"])
-    device_type = "cuda" if pretrain_stage.pick_device(config.device).startswith("cuda") else "cpu"
+    device_type = "cuda" if distributed.pick_device(config.device).startswith("cuda") else "cpu"
     info = distributed.init(device_type)
     try:
         def on_log(entry: StepLog) -> None:
