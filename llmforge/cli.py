@@ -198,7 +198,9 @@ def _export(args: argparse.Namespace) -> None:
 
 def _serve(args: argparse.Namespace) -> None:
     from tasks.chat.session import latest_checkpoint
-    from tasks.chat.serve import CheckpointBackend, ServeLimits, run_server
+    from tasks.chat.checkpoint_backend import CheckpointBackend
+    from tasks.chat.serve import run_server
+    from tasks.chat.validation import ServeLimits
 
     config = _load_config(args)
     checkpoint = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(Path(args.workdir))

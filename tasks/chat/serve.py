@@ -11,11 +11,7 @@ from fastapi import FastAPI
 
 from tasks.chat.api import create_app
 from tasks.chat.backend import ChatBackend
-# llmforge.cli's `serve` command imports the backend it builds from here, with the limits.
-from tasks.chat.checkpoint_backend import CheckpointBackend
 from tasks.chat.validation import ServeLimits
-
-__all__ = ("BackgroundServer", "CheckpointBackend", "ServeLimits", "run_server")
 
 
 def run_server(
