@@ -284,38 +284,43 @@ def test_url_labels_follow_the_banned_words(truth_rows) -> None:
 
 
 def test_labels_match_the_pipeline_filters(read, labels, lid_model_path: Path) -> None:
-    """Run the project's own filters (when present) in pipeline order: each page must be
+    """Run the project's own steps in pipeline order, through its step runner: each page must be
     removed by exactly the stage its label names, and kept pages must survive them all."""
-    try:
-        from llmforge.config import DataConfig
-        from tasks.data.dedup import exact_dedup, minhash_dedup
-        from tasks.data.extract import extract_main_text
-        from tasks.data.filters import build_text_filters, run_text_filters
-        from tasks.data.filters.url import url_filter
-        from tasks.data.langid import LanguageIdentifier, language_filter
-    except ImportError as err:
-        pytest.skip(f"the pipeline's filters are not available: {err}")
-    cfg = DataConfig()
-    url_check = url_filter(cfg.url_filter)
-    language_check = language_filter(LanguageIdentifier(lid_model_path), cfg.language)
-    text_filters = build_text_filters(cfg.gopher_repetition, cfg.gopher_quality, cfg.c4_quality, cfg.fineweb_quality)
+    from llmforge.config import DataConfig
+    from tasks.data.dedup import exact_dedup, minhash_dedup
+    from tasks.data.extract import extract_main_text
+    from tasks.data.filters import build_text_filters
+    from tasks.data.filters.url import url_filter
+    from tasks.data.langid import LanguageIdentifier, language_filter
+    from tasks.data.recipe import language_step, text_filter_steps, url_step
+    from tasks.data.steps import Document, Step, Verdict, run_steps
 
+    cfg = DataConfig()
+
+    def extract_in_process(batch):
+        texts = [extract_main_text(document.html, cfg.extraction) for document in batch]
+        return [Verdict(text=text) if text else Verdict("no_main_text") for text in texts]
+
+    steps = [
+        url_step(url_filter(cfg.url_filter)),
+        Step("extraction", extract_in_process),
+        language_step(language_filter(LanguageIdentifier(lid_model_path), cfg.language)),
+        *text_filter_steps(
+            build_text_filters(cfg.gopher_repetition, cfg.gopher_quality, cfg.c4_quality, cfg.fineweb_quality)
+        ),
+    ]
     items, _ = read
-    outcome: dict[str, str] = {}
+    outcome = {item.id: item.reason for item in items if isinstance(item, SkippedRecord)}
+    documents = [
+        Document(n, {"id": item.id, "url": item.url, "text": ""}, item.html)
+        for n, item in enumerate(items) if isinstance(item, HtmlDocument)
+    ]
     survivors: list[tuple[str, str]] = []
-    for item in items:
-        if isinstance(item, SkippedRecord):
-            outcome[item.id] = item.reason
-        elif url_check(item.url):
-            outcome[item.id] = "url"
-        elif not (text := extract_main_text(item.html, cfg.extraction)):
-            outcome[item.id] = "extraction"
-        elif language_check(text)[0]:
-            outcome[item.id] = "language"
-        elif (dropped := run_text_filters(text_filters, text)).dropped_by:
-            outcome[item.id] = dropped.dropped_by
+    for result in run_steps(documents, steps):
+        if result.kept:
+            survivors.append((result.document.row["id"], result.text))
         else:
-            survivors.append((item.id, dropped.view.text))
+            outcome[result.document.row["id"]] = result.step
     exact = exact_dedup(survivors)
     outcome.update({doc_id: "exact_dedup" for doc_id in exact})
     rest = [(doc_id, text) for doc_id, text in survivors if doc_id not in exact]
