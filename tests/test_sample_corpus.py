@@ -10,18 +10,18 @@ import pytest
 import trafilatura
 from warcio.archiveiterator import ArchiveIterator
 
+from tasks.data.dedup import shingle_jaccard, shingle_set
 from tasks.data.sample_corpus import (
     BOILERPLATE_MARKERS,
     LABELS,
     MIN_PAGES,
     READER_LABELS,
     SampleCorpus,
-    jaccard,
     label_counts,
     load_truth,
-    text_checks,
     write_sample,
 )
+from tasks.data.sample_corpus.judge import fails_first, first_removal, passes_with_margin
 from tasks.data.warc_reader import HtmlDocument, ReadStats, SkippedRecord, count_records, iter_warc
 
 # Words of FineWeb's hard-banned URL list (datatrove's banned_words.txt) that the sample's URLs use.
@@ -207,7 +207,7 @@ def test_kept_pages_are_clean_prose(extracted, labels) -> None:
         leaked = [marker for marker in BOILERPLATE_MARKERS if marker in text]
         assert not leaked, f"boilerplate {leaked} in {doc_id}"
         assert len(text.split()) >= 150
-        assert text_checks(text) == [], doc_id
+        assert first_removal(text) is None, doc_id
 
 
 def test_language_labels_agree_with_lid176(extracted, labels, lid) -> None:
@@ -227,20 +227,22 @@ def test_language_pages_cover_three_languages(extracted, labels, lid) -> None:
 
 
 def test_repetition_and_quality_labels_fail_the_right_filter_first(extracted, labels) -> None:
-    for doc_id in ids_with(labels, "gopher_repetition"):
-        failed = text_checks(extracted[doc_id])
-        assert any(f.startswith("gopher_repetition:") for f in failed), (doc_id, failed)
-    for doc_id in ids_with(labels, "gopher_quality"):
-        failed = text_checks(extracted[doc_id])
-        assert not any(f.startswith("gopher_repetition:") for f in failed), (doc_id, failed)
-        assert any(f.startswith("gopher_quality:") for f in failed), (doc_id, failed)
+    for label in ("gopher_repetition", "gopher_quality"):
+        for doc_id in ids_with(labels, label):
+            assert first_removal(extracted[doc_id]) == label, doc_id
 
 
-def test_text_checks_can_fail() -> None:
-    prose = "The cat sat on the mat and looked at the bird outside the window. " * 3
-    assert "gopher_quality:short_doc" in text_checks(prose)
-    assert "c4:curly_bracket" in text_checks(prose + " {x}")
-    assert any(f.startswith("gopher_repetition:") for f in text_checks(prose * 10))
+def test_the_judge_asks_the_stage_filters_and_wants_a_margin_for_good_text(extracted, labels) -> None:
+    low_quality = extracted[ids_with(labels, "gopher_quality")[0]]
+    assert fails_first(low_quality, "gopher_quality") and not fails_first(low_quality, "gopher_repetition")
+    spam = "\n".join(["Buy cheap flights today, limited offer!"] * 12 + ["Questions? Our team answers every day."])
+    assert first_removal(spam) == "gopher_repetition" and fails_first(spam, "gopher_repetition")
+    assert not fails_first(spam, "gopher_quality")
+    kept = extracted[ids_with(labels, "kept")[0]]
+    assert first_removal(kept) is None and passes_with_margin(kept)
+    # 60 words of prose pass the stage's filters, but not by the margin good pages need.
+    short = " ".join(kept.split()[:60]).rstrip(".") + "."
+    assert first_removal(short) is None and not passes_with_margin(short)
 
 
 def test_duplicates_copy_an_earlier_kept_page(truth_rows, extracted, labels) -> None:
@@ -255,8 +257,8 @@ def test_duplicates_copy_an_earlier_kept_page(truth_rows, extracted, labels) -> 
             assert copy_text == source_text
         else:
             assert copy_text != source_text
-            assert jaccard(copy_text, source_text) >= NEAR_DUPLICATE_JACCARD, row
-        assert text_checks(copy_text) == []
+            assert shingle_jaccard(copy_text, source_text) >= NEAR_DUPLICATE_JACCARD, row
+        assert first_removal(copy_text) is None
     sources = [source_of(r) for r in truth_rows if r["label"] in ("exact_dedup", "minhash")]
     assert len(sources) == len(set(sources)), "each kept page is copied at most once"
 
@@ -264,9 +266,7 @@ def test_duplicates_copy_an_earlier_kept_page(truth_rows, extracted, labels) -> 
 def test_kept_pages_are_neither_exact_nor_near_duplicates_of_each_other(extracted, labels) -> None:
     kept = [extracted[doc_id] for doc_id in ids_with(labels, "kept")]
     assert len(set(kept)) == len(kept)
-    from tasks.data.sample_corpus import shingles
-
-    sets = [shingles(text) for text in kept]
+    sets = [set(shingle_set(text).tolist()) for text in kept]
     worst = 0.0
     for i in range(len(sets)):
         for j in range(i + 1, len(sets)):
