@@ -13,11 +13,14 @@ import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 from llmforge.config import DataConfig, DedupConfig, ExtractionConfig
 from tasks.data.filters import NamedFilter
 from tasks.data.steps import Document, Step, Verdict
+
+if TYPE_CHECKING:  # extract imports trafilatura: loaded where extraction runs, not where this is imported
+    from tasks.data.extract import IsolatedExtractor
 
 # Order of the funnel, as FineWeb applies its steps.
 FILTER_ORDER = (
@@ -58,7 +61,7 @@ def url_step(check: UrlCheck) -> Step:
     return Step("url", partial(_check_urls, check))
 
 
-def _extract(extractor: Any, batch: Sequence[Document]) -> list[Verdict]:
+def _extract(extractor: IsolatedExtractor, batch: Sequence[Document]) -> list[Verdict]:
     verdicts = []
     for document in batch:
         extraction = extractor.run(document.html)
@@ -69,7 +72,7 @@ def _extract(extractor: Any, batch: Sequence[Document]) -> list[Verdict]:
     return verdicts
 
 
-def extraction_step(extractor: Any) -> Step:
+def extraction_step(extractor: IsolatedExtractor) -> Step:
     """Main text from the raw page (an ``IsolatedExtractor``); a child that cannot start fails the shard."""
     from tasks.data.extract import ExtractorStartupError
 
@@ -158,10 +161,10 @@ def _shared_filters(config: DataConfig) -> _LoadedFilters:
     return loaded
 
 
-_EXTRACTORS: dict[tuple[str, int], Any] = {}
+_EXTRACTORS: dict[tuple[str, int], IsolatedExtractor] = {}
 
 
-def shared_extractor(config: ExtractionConfig) -> Any:
+def shared_extractor(config: ExtractionConfig) -> IsolatedExtractor:
     """One extraction child process per worker thread and config, kept across shards
     (starting one costs most of a second); closed when the worker exits. Per thread: a
     Dask worker may run several shards at once in threads, and one child answers one
