@@ -283,6 +283,7 @@ def test_url_labels_follow_the_banned_words(truth_rows) -> None:
         assert banned(row["url"]) == (row["label"] == "url"), row["url"]
 
 
+@pytest.mark.slow
 def test_labels_match_the_pipeline_filters(read, labels, lid_model_path: Path) -> None:
     """Run the project's own steps in pipeline order, through its step runner: each page must be
     removed by exactly the stage its label names, and kept pages must survive them all."""
