@@ -11,7 +11,7 @@ What runs:
 * input: the shared HTML pages framed as WARC response records (``benchmarks/frame_pages.py``) plus
   the shared real WARCs, except ``resiliparse-clipped-record.warc.gz`` on which datatrove fails the
   whole task (left out of both sides);
-* ours: ``tasks.data.stage.plan_shards`` + ``process_shard`` in one process (no Prefect), one shard
+* ours: ``tasks.data.shards.plan_shards`` + ``tasks.data.stage.process_shard`` in one process (no Prefect), one shard
   per file, with a ``DataConfig`` that follows the recipe (language ``en`` > 0.65, same lid.176.ftz
   file as datatrove, MinHash/exact dedup and PII off: they run after the filters, and datatrove's
   side stops at the filters too);
@@ -47,7 +47,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.machine import cpu_model, total_ram  # noqa: E402
-from tasks.data.stage import DEDUP_FILTERS, FILTER_ORDER  # noqa: E402
+from tasks.data.recipe import DEDUP_FILTERS, FILTER_ORDER  # noqa: E402
 
 from benchmarks import frame_pages  # noqa: E402
 
@@ -126,7 +126,9 @@ def run_ours(inputs: list[Path], out: Path, lid_model: Path, shared_dedup: bool 
     """The worker: our data stage's per-shard logic on every input, in this one process."""
     import pyarrow.parquet as pq
 
-    from tasks.data.stage import close_shared_extractors, file_digests, plan_shards, process_shard
+    from tasks.data.recipe import close_shared_extractors
+    from tasks.data.shards import file_digests, plan_shards
+    from tasks.data.stage import process_shard
 
     if shared_dedup:
         _share_trafilatura_dedup_cache()

@@ -17,11 +17,13 @@ from llmforge.manifest import StageRun
 from llmforge.stages import STAGES
 from tasks.data import report as data_report
 from tasks.data import stage as data_stage
+from tasks.data.shards import Shard, file_digests, plan_shards
 from tasks.data.sources import resolve_source
+from tasks.data.stats import build_stats
 
 
 @task(name="read-extract-filter", cache_policy=NO_CACHE)
-def process_shard_task(shard: data_stage.Shard, config: DataConfig, data_dir: str, code_digest: str) -> dict[str, Any]:
+def process_shard_task(shard: Shard, config: DataConfig, data_dir: str, code_digest: str) -> dict[str, Any]:
     return data_stage.process_shard(shard, config, data_dir, code_digest)
 
 
@@ -39,7 +41,7 @@ def finalize_shard_task(
 
 @flow(name="data-shards")
 def process_shards_flow(
-    shards: list[data_stage.Shard], config: DataConfig, data_dir: str, code_digest: str
+    shards: list[Shard], config: DataConfig, data_dir: str, code_digest: str
 ) -> list[dict[str, Any]]:
     futures = [process_shard_task.submit(shard, config, data_dir, code_digest) for shard in shards]
     return [future.result() for future in futures]
@@ -57,9 +59,7 @@ def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), 
 
     with stage.time("plan"):
         files = resolve_source(config, Path(workdir))
-        shards = data_stage.plan_shards(
-            files, config.records_per_shard, data_stage.file_digests(files), config.max_records_per_file
-        )
+        shards = plan_shards(files, config.records_per_shard, file_digests(files), config.max_records_per_file)
     with stage.time("read_extract_filter"):
         runner = shard_runner(config.task_runner, config.max_workers, config.dask_address)
         summaries = process_shards_flow.with_options(task_runner=runner)(shards, config, str(data_dir), code_digest)
@@ -70,7 +70,7 @@ def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), 
         out_dirs = data_stage.fresh_output_dirs(data_dir, ("documents", "removed", "errors"))
         finals = [finalize_shard_task(str(data_dir), key, duplicates, config, out_dirs) for key in keys]
         data_stage.publish_outputs(data_dir, out_dirs)
-        stats = data_stage.build_stats(summaries, finals)
+        stats = build_stats(summaries, finals)
         atomic.write_json(stage.path("stats"), stats)
 
     create_table_artifact(

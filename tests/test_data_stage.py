@@ -13,7 +13,7 @@ from llmforge.config import DataConfig
 from llmforge.fingerprint import source_digest
 from llmforge.stages import STAGES
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _rows(directory: Path, columns: list[str]) -> list[dict]:
@@ -58,6 +58,7 @@ def test_every_response_record_of_the_shared_warcs_is_accounted_for(prefect_harn
 def test_a_stage_killed_half_way_reuses_finished_shards_and_gives_the_same_documents(prefect_harness, tmp_path):
     from flows.data import data_flow
     from tasks.data import stage as data_stage
+    from tasks.data.shards import file_digests, plan_shards
     from tasks.data.sources import resolve_source
 
     config = DataConfig(sample_pages=120, records_per_shard=60, max_workers=2)
@@ -68,7 +69,7 @@ def test_a_stage_killed_half_way_reuses_finished_shards_and_gives_the_same_docum
     # a fourth a temporary file; the final outputs were never written.
     crashed = tmp_path / "crashed"
     files = resolve_source(config, crashed)
-    shards = data_stage.plan_shards(files, config.records_per_shard, data_stage.file_digests(files))
+    shards = plan_shards(files, config.records_per_shard, file_digests(files))
     code = source_digest(STAGES["data"].code_modules)
     for shard in shards[:3]:
         data_stage.process_shard(shard, config, str(crashed / "data"), code)
@@ -126,14 +127,16 @@ def test_a_common_crawl_source_over_a_faulty_network_gives_the_same_documents_as
 def test_text_filters_run_in_batches_without_changing_any_output(shared_data, tmp_path, monkeypatch):
     """Extraction runs ahead of language ID and the text filters by a batch of documents;
     the staged rows are the same, in the same order, whatever the batch size."""
+    from tasks.data import recipe
     from tasks.data import stage as data_stage
+    from tasks.data.shards import file_digests, plan_shards
 
     warc = shared_data / "warc" / "ukwa-data.gov.uk-2014-crawl-a.warc.gz"  # drops at four steps, keeps 16
     config = DataConfig(records_per_shard=0)
-    shard = data_stage.plan_shards([warc], 0, data_stage.file_digests([warc]))[0]
+    shard = plan_shards([warc], 0, file_digests([warc]))[0]
     staged = {}
     for batch in (1, 3, 10_000):
-        monkeypatch.setattr(data_stage, "TEXT_FILTER_BATCH", batch)
+        monkeypatch.setattr(recipe, "TEXT_FILTER_BATCH", batch)
         out = tmp_path / f"batch-{batch}"
         summary = data_stage.process_shard(shard, config, str(out), "code")
         tables = {kind: pq.read_table(out / "_work" / f"{shard.key}.{kind}.parquet").to_pylist()
@@ -152,12 +155,14 @@ def test_shards_processed_in_threads_at_once_match_one_after_the_other(shared_da
     import gc
     from concurrent.futures import ThreadPoolExecutor
 
+    from tasks.data import recipe
     from tasks.data import stage as data_stage
+    from tasks.data.shards import file_digests, plan_shards
 
     warcs = [shared_data / "warc" / name for name in
              ("ukwa-data.gov.uk-2014-crawl-a.warc.gz", "dolma-sample-0000-wget-2024.warc.gz")]
     config = DataConfig(records_per_shard=0)
-    shards = data_stage.plan_shards(warcs, 0, data_stage.file_digests(warcs))
+    shards = plan_shards(warcs, 0, file_digests(warcs))
     threshold = gc.get_threshold()
 
     def staged(out: Path) -> list[list[dict]]:
@@ -170,5 +175,5 @@ def test_shards_processed_in_threads_at_once_match_one_after_the_other(shared_da
         list(pool.map(lambda shard: data_stage.process_shard(shard, config, str(tmp_path / "threads"), "code"), shards))
     assert staged(tmp_path / "threads") == staged(tmp_path / "serial")
     assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
-    assert len({key[1] for key in data_stage._EXTRACTORS}) >= 2  # one child per thread
-    data_stage.close_shared_extractors()
+    assert len({key[1] for key in recipe._EXTRACTORS}) >= 2  # one child per thread
+    recipe.close_shared_extractors()

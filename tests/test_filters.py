@@ -18,7 +18,7 @@ from llmforge.config import (
     GopherRepetitionConfig,
     UrlFilterConfig,
 )
-from tasks.data.filters import NamedFilter, build_text_filters, run_text_filters
+from tasks.data.filters import NamedFilter, build_text_filters
 from tasks.data.filters.c4 import c4_quality
 from tasks.data.filters.fineweb import fineweb_quality
 from tasks.data.filters.gopher import (
@@ -40,6 +40,8 @@ from tasks.data.filters.text_view import (
     word_tokenize,
 )
 from tasks.data.filters.url import url_filter
+from tasks.data.recipe import text_filter_steps
+from tasks.data.steps import Outcome, run_text
 
 # ------------------------------------------------------------------ fixtures
 
@@ -58,6 +60,11 @@ def all_filters() -> list[NamedFilter]:
     return build_text_filters(
         GopherRepetitionConfig(), GopherQualityConfig(), C4QualityConfig(), FineWebQualityConfig()
     )
+
+
+def run_chain(filters: list[NamedFilter], text: str) -> Outcome:
+    """The filters as the data stage runs them: steps, through the step runner."""
+    return run_text(text_filter_steps(filters), text)
 
 
 REP = gopher_repetition(GopherRepetitionConfig())
@@ -631,11 +638,11 @@ def test_duplicated_ngrams_jump_past_a_repeat_and_ignore_spaces() -> None:
 
 
 def test_prose_passes_every_filter(prose: str) -> None:
-    outcome = run_text_filters(all_filters(), prose)
-    assert (outcome.dropped_by, outcome.reason) == (None, None)
+    outcome = run_chain(all_filters(), prose)
+    assert (outcome.step, outcome.reason) == (None, None)
     # C4 dropped the blank separators and one-word lines such as “Bingley.”; the rest is intact
     paragraphs = prose.split("\n\n")
-    assert outcome.view.text == "\n".join(p for p in paragraphs if len(p.split()) >= 3)
+    assert outcome.text == "\n".join(p for p in paragraphs if len(p.split()) >= 3)
     assert "“Bingley.”" in paragraphs
 
 
@@ -890,9 +897,9 @@ def test_fineweb_sees_the_c4_rewritten_text(prose: str) -> None:
     menu = "\n".join(f"Menu item{i}" for i in range(60))
     text = prose.replace("\n\n", "\n") + "\n" + menu
     assert FINEWEB(make_view(text)) is not None
-    outcome = run_text_filters(all_filters(), text)
-    assert outcome.dropped_by is None
-    assert "Menu" not in outcome.view.text
+    outcome = run_chain(all_filters(), text)
+    assert outcome.step is None
+    assert "Menu" not in outcome.text
 
 
 def test_named_filter_apply_contract(prose: str) -> None:
@@ -904,8 +911,8 @@ def test_named_filter_apply_contract(prose: str) -> None:
     assert fineweb.apply(new_view) == (None, new_view)
     # Any very short text trips the top-2-gram rule first (one 2-gram covers > 20% of it),
     # in datatrove too, because Gopher repetition runs before Gopher quality.
-    outcome = run_text_filters(all_filters(), "Too short.")
-    assert (outcome.dropped_by, outcome.reason) == ("gopher_repetition", "top_2_gram")
+    outcome = run_chain(all_filters(), "Too short.")
+    assert (outcome.step, outcome.reason) == ("gopher_repetition", "top_2_gram")
 
 
 # ---------------------------------------------------------------------- URLs
@@ -966,5 +973,5 @@ def test_filters_pickle_for_worker_processes(prose: str) -> None:
     import pickle
 
     filters = pickle.loads(pickle.dumps(all_filters()))
-    assert run_text_filters(filters, prose).dropped_by is None
+    assert run_chain(filters, prose).step is None
     assert pickle.loads(pickle.dumps(url_filter(UrlFilterConfig())))("https://x.org/porn") == "url_banned_word"

@@ -10,18 +10,18 @@ import pytest
 import trafilatura
 from warcio.archiveiterator import ArchiveIterator
 
+from tasks.data.dedup import shingle_jaccard, shingle_set
 from tasks.data.sample_corpus import (
     BOILERPLATE_MARKERS,
     LABELS,
     MIN_PAGES,
     READER_LABELS,
     SampleCorpus,
-    jaccard,
     label_counts,
     load_truth,
-    text_checks,
     write_sample,
 )
+from tasks.data.sample_corpus.judge import fails_first, first_removal, passes_with_margin
 from tasks.data.warc_reader import HtmlDocument, ReadStats, SkippedRecord, count_records, iter_warc
 
 # Words of FineWeb's hard-banned URL list (datatrove's banned_words.txt) that the sample's URLs use.
@@ -207,7 +207,7 @@ def test_kept_pages_are_clean_prose(extracted, labels) -> None:
         leaked = [marker for marker in BOILERPLATE_MARKERS if marker in text]
         assert not leaked, f"boilerplate {leaked} in {doc_id}"
         assert len(text.split()) >= 150
-        assert text_checks(text) == [], doc_id
+        assert first_removal(text) is None, doc_id
 
 
 def test_language_labels_agree_with_lid176(extracted, labels, lid) -> None:
@@ -227,20 +227,22 @@ def test_language_pages_cover_three_languages(extracted, labels, lid) -> None:
 
 
 def test_repetition_and_quality_labels_fail_the_right_filter_first(extracted, labels) -> None:
-    for doc_id in ids_with(labels, "gopher_repetition"):
-        failed = text_checks(extracted[doc_id])
-        assert any(f.startswith("gopher_repetition:") for f in failed), (doc_id, failed)
-    for doc_id in ids_with(labels, "gopher_quality"):
-        failed = text_checks(extracted[doc_id])
-        assert not any(f.startswith("gopher_repetition:") for f in failed), (doc_id, failed)
-        assert any(f.startswith("gopher_quality:") for f in failed), (doc_id, failed)
+    for label in ("gopher_repetition", "gopher_quality"):
+        for doc_id in ids_with(labels, label):
+            assert first_removal(extracted[doc_id]) == label, doc_id
 
 
-def test_text_checks_can_fail() -> None:
-    prose = "The cat sat on the mat and looked at the bird outside the window. " * 3
-    assert "gopher_quality:short_doc" in text_checks(prose)
-    assert "c4:curly_bracket" in text_checks(prose + " {x}")
-    assert any(f.startswith("gopher_repetition:") for f in text_checks(prose * 10))
+def test_the_judge_asks_the_stage_filters_and_wants_a_margin_for_good_text(extracted, labels) -> None:
+    low_quality = extracted[ids_with(labels, "gopher_quality")[0]]
+    assert fails_first(low_quality, "gopher_quality") and not fails_first(low_quality, "gopher_repetition")
+    spam = "\n".join(["Buy cheap flights today, limited offer!"] * 12 + ["Questions? Our team answers every day."])
+    assert first_removal(spam) == "gopher_repetition" and fails_first(spam, "gopher_repetition")
+    assert not fails_first(spam, "gopher_quality")
+    kept = extracted[ids_with(labels, "kept")[0]]
+    assert first_removal(kept) is None and passes_with_margin(kept)
+    # 60 words of prose pass the stage's filters, but not by the margin good pages need.
+    short = " ".join(kept.split()[:60]).rstrip(".") + "."
+    assert first_removal(short) is None and not passes_with_margin(short)
 
 
 def test_duplicates_copy_an_earlier_kept_page(truth_rows, extracted, labels) -> None:
@@ -255,8 +257,8 @@ def test_duplicates_copy_an_earlier_kept_page(truth_rows, extracted, labels) -> 
             assert copy_text == source_text
         else:
             assert copy_text != source_text
-            assert jaccard(copy_text, source_text) >= NEAR_DUPLICATE_JACCARD, row
-        assert text_checks(copy_text) == []
+            assert shingle_jaccard(copy_text, source_text) >= NEAR_DUPLICATE_JACCARD, row
+        assert first_removal(copy_text) is None
     sources = [source_of(r) for r in truth_rows if r["label"] in ("exact_dedup", "minhash")]
     assert len(sources) == len(set(sources)), "each kept page is copied at most once"
 
@@ -264,9 +266,7 @@ def test_duplicates_copy_an_earlier_kept_page(truth_rows, extracted, labels) -> 
 def test_kept_pages_are_neither_exact_nor_near_duplicates_of_each_other(extracted, labels) -> None:
     kept = [extracted[doc_id] for doc_id in ids_with(labels, "kept")]
     assert len(set(kept)) == len(kept)
-    from tasks.data.sample_corpus import shingles
-
-    sets = [shingles(text) for text in kept]
+    sets = [set(shingle_set(text).tolist()) for text in kept]
     worst = 0.0
     for i in range(len(sets)):
         for j in range(i + 1, len(sets)):
@@ -283,39 +283,45 @@ def test_url_labels_follow_the_banned_words(truth_rows) -> None:
         assert banned(row["url"]) == (row["label"] == "url"), row["url"]
 
 
+@pytest.mark.slow
 def test_labels_match_the_pipeline_filters(read, labels, lid_model_path: Path) -> None:
-    """Run the project's own filters (when present) in pipeline order: each page must be
+    """Run the project's own steps in pipeline order, through its step runner: each page must be
     removed by exactly the stage its label names, and kept pages must survive them all."""
-    try:
-        from llmforge.config import DataConfig
-        from tasks.data.dedup import exact_dedup, minhash_dedup
-        from tasks.data.extract import extract_main_text
-        from tasks.data.filters import build_text_filters, run_text_filters
-        from tasks.data.filters.url import url_filter
-        from tasks.data.langid import LanguageIdentifier, language_filter
-    except ImportError as err:
-        pytest.skip(f"the pipeline's filters are not available: {err}")
-    cfg = DataConfig()
-    url_check = url_filter(cfg.url_filter)
-    language_check = language_filter(LanguageIdentifier(lid_model_path), cfg.language)
-    text_filters = build_text_filters(cfg.gopher_repetition, cfg.gopher_quality, cfg.c4_quality, cfg.fineweb_quality)
+    from llmforge.config import DataConfig
+    from tasks.data.dedup import exact_dedup, minhash_dedup
+    from tasks.data.extract import extract_main_text
+    from tasks.data.filters import build_text_filters
+    from tasks.data.filters.url import url_filter
+    from tasks.data.langid import LanguageIdentifier, language_filter
+    from tasks.data.recipe import language_step, text_filter_steps, url_step
+    from tasks.data.steps import Document, Step, Verdict, run_steps
 
+    cfg = DataConfig()
+
+    def extract_in_process(batch):
+        texts = [extract_main_text(document.html, cfg.extraction) for document in batch]
+        return [Verdict(text=text) if text else Verdict("no_main_text") for text in texts]
+
+    steps = [
+        url_step(url_filter(cfg.url_filter)),
+        Step("extraction", extract_in_process),
+        language_step(language_filter(LanguageIdentifier(lid_model_path), cfg.language)),
+        *text_filter_steps(
+            build_text_filters(cfg.gopher_repetition, cfg.gopher_quality, cfg.c4_quality, cfg.fineweb_quality)
+        ),
+    ]
     items, _ = read
-    outcome: dict[str, str] = {}
+    outcome = {item.id: item.reason for item in items if isinstance(item, SkippedRecord)}
+    documents = [
+        Document(n, {"id": item.id, "url": item.url, "text": ""}, item.html)
+        for n, item in enumerate(items) if isinstance(item, HtmlDocument)
+    ]
     survivors: list[tuple[str, str]] = []
-    for item in items:
-        if isinstance(item, SkippedRecord):
-            outcome[item.id] = item.reason
-        elif url_check(item.url):
-            outcome[item.id] = "url"
-        elif not (text := extract_main_text(item.html, cfg.extraction)):
-            outcome[item.id] = "extraction"
-        elif language_check(text)[0]:
-            outcome[item.id] = "language"
-        elif (dropped := run_text_filters(text_filters, text)).dropped_by:
-            outcome[item.id] = dropped.dropped_by
+    for result in run_steps(documents, steps):
+        if result.kept:
+            survivors.append((result.document.row["id"], result.text))
         else:
-            survivors.append((item.id, dropped.view.text))
+            outcome[result.document.row["id"]] = result.step
     exact = exact_dedup(survivors)
     outcome.update({doc_id: "exact_dedup" for doc_id in exact})
     rest = [(doc_id, text) for doc_id, text in survivors if doc_id not in exact]

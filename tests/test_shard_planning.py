@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.data.stage import plan_shards
+from tasks.data.shards import plan_shards
 from tasks.data.warc_reader import count_records, iter_warc
 
 

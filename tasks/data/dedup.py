@@ -303,42 +303,63 @@ def cluster_by_bands(
     C with A, each link verified). Deterministic: the result depends only on the order of
     ``docs``, not on how they were split into shards.
     """
-    sets = _UnionFind()
-    ids: list[str] = []
-    first_in_bucket: list[dict[int, int]] = []
-    # Representatives after the first, per (bucket, hash); only verification adds any,
-    # so the unverified path keeps one int per bucket and document, as before.
-    more_representatives: dict[tuple[int, int], list[int]] = {}
+    clusters = _BandClusters(verify)
     for doc_id, bands in _unique_ids(docs):
-        index = sets.add()
-        ids.append(doc_id)
+        clusters.add(doc_id, bands)
+    return clusters.duplicates()
+
+
+class _BandClusters:
+    """``cluster_by_bands``'s state while documents arrive in order."""
+
+    def __init__(self, verify: Callable[[str, str], bool] | None) -> None:
+        self.verify = verify
+        self.sets = _UnionFind()
+        self.ids: list[str] = []
+        self.first_in_bucket: list[dict[int, int]] = []
+        # Representatives after the first, per (bucket, hash); only verification adds any,
+        # so the unverified path keeps one int per bucket and document.
+        self.more_representatives: dict[tuple[int, int], list[int]] = {}
+
+    def add(self, doc_id: str, bands: Sequence[int] | None) -> None:
+        index = self.sets.add()
+        self.ids.append(doc_id)
         if not bands:
-            continue
-        while len(first_in_bucket) < len(bands):
-            first_in_bucket.append({})
+            return
+        while len(self.first_in_bucket) < len(bands):
+            self.first_in_bucket.append({})
         rejected: set[int] = set()  # representatives that failed against this document
         for bucket, band in enumerate(bands):
-            first = first_in_bucket[bucket].setdefault(band, index)
+            first = self.first_in_bucket[bucket].setdefault(band, index)
             if first == index:
                 continue
-            if verify is None:
-                sets.union(first, index)
-                continue
-            others = more_representatives.get((bucket, band), [])
-            represented = False
-            for representative in [first, *others]:
-                if sets.find(representative) == sets.find(index):
-                    represented = True
-                elif representative in rejected:
-                    continue  # met again in another bucket: one check per pair
-                elif verify(ids[representative], doc_id):
-                    sets.union(representative, index)
-                    represented = True
-                else:
-                    rejected.add(representative)
-            if not represented:
-                more_representatives.setdefault((bucket, band), []).append(index)
-    return {ids[i]: ids[sets.find(i)] for i in range(len(ids)) if sets.find(i) != i}
+            if self.verify is None:
+                self.sets.union(first, index)
+            else:
+                self._join_verified(self.verify, (bucket, band), first, index, rejected)
+
+    def _join_verified(
+        self, verify: Callable[[str, str], bool], key: tuple[int, int], first: int, index: int, rejected: set[int]
+    ) -> None:
+        """Merge the newcomer with every representative of the bucket that it passes against;
+        it becomes a representative itself when it joined none of them."""
+        represented = False
+        for representative in [first, *self.more_representatives.get(key, ())]:
+            if self.sets.find(representative) == self.sets.find(index):
+                represented = True
+            elif representative in rejected:
+                continue  # met again in another bucket: one check per pair
+            elif verify(self.ids[representative], self.ids[index]):
+                self.sets.union(representative, index)
+                represented = True
+            else:
+                rejected.add(representative)
+        if not represented:
+            self.more_representatives.setdefault(key, []).append(index)
+
+    def duplicates(self) -> dict[str, str]:
+        ids, find = self.ids, self.sets.find
+        return {ids[i]: ids[find(i)] for i in range(len(ids)) if find(i) != i}
 
 
 def candidate_ids(docs: Iterable[tuple[str, Sequence[int] | None]]) -> set[str]:

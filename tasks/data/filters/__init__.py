@@ -5,9 +5,12 @@ Contract:
 * A pure filter is ``check(view) -> reason | None`` (None keeps the document).
 * A rewriting filter (C4) also has ``rewrite(view) -> (reason | None, new_view)``;
   its ``check`` gives the same decision and discards the new text.
-* ``NamedFilter.apply(view) -> (reason | None, view)`` treats both alike: callers run
-  filters in order, pass the returned view on, and store the last view's text. For
-  pure filters the view comes back unchanged.
+* ``NamedFilter.apply(view) -> (reason | None, view)`` treats both alike: for pure
+  filters the view comes back unchanged.
+
+The data path runs them as steps (``tasks.data.recipe.text_filter_steps``): in order,
+each on the view the one before it left, through the one step runner
+(``tasks.data.steps``), which also stores the last view's text.
 
 ``build_text_filters`` returns the filters in FineWeb's order: Gopher repetition,
 Gopher quality, C4 (rewrites), FineWeb quality (sees the rewritten text).
@@ -15,7 +18,7 @@ Gopher quality, C4 (rewrites), FineWeb quality (sees the rewritten text).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -73,30 +76,11 @@ def build_text_filters(
     return filters
 
 
-@dataclass(frozen=True)
-class FilterOutcome:
-    dropped_by: str | None  # the filter's name, None if the document was kept
-    reason: str | None
-    view: TextView  # the text as the last filter that ran left it
-
-
-def run_text_filters(filters: Iterable[NamedFilter], text: str | TextView) -> FilterOutcome:
-    """Run filters in order until one drops the document."""
-    view = text if isinstance(text, TextView) else make_view(text)
-    for named in filters:
-        reason, view = named.apply(view)
-        if reason is not None:
-            return FilterOutcome(named.name, reason, view)
-    return FilterOutcome(None, None, view)
-
-
 __all__ = [
     "Filter",
-    "FilterOutcome",
     "NamedFilter",
     "Rewrite",
     "TextView",
     "build_text_filters",
     "make_view",
-    "run_text_filters",
 ]

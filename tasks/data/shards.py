@@ -1,0 +1,74 @@
+"""Shards of the data stage: one WARC file or a record range of one, and where a shard's results are staged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from llmforge.config import DataConfig
+from llmforge.fingerprint import sha256_json
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    path: str
+    start: int = 0
+    stop: int | None = None
+    input_sha256: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.index:05d}"
+
+
+def file_digests(files: Iterable[Path]) -> dict[str, str]:
+    from llmforge.fingerprint import sha256_file
+
+    return {str(path): sha256_file(path) for path in files}
+
+
+def plan_shards(
+    files: list[Path], records_per_shard: int, fingerprints: dict[str, str], max_records_per_file: int | None = None
+) -> list[Shard]:
+    """One shard per file, or per `records_per_shard` records of a file; optionally only a file's first records.
+
+    A file's last shard stays open-ended (stop=None) when it reads to the end, so
+    damage at the end of the file is reported by exactly one shard.
+    """
+    from tasks.data.warc_reader import count_records
+
+    shards: list[Shard] = []
+    for path in files:
+        digest = fingerprints[str(path)]
+        if records_per_shard <= 0:
+            shards.append(Shard(len(shards), str(path), 0, max_records_per_file, digest))
+            continue
+        total = count_records(path)
+        end = total if max_records_per_file is None else min(total, max_records_per_file)
+        for start in range(0, max(end, 1), records_per_shard):
+            stop: int | None = start + records_per_shard
+            if stop >= end:
+                stop = None if end == total else end
+            shards.append(Shard(len(shards), str(path), start, stop, digest))
+    return shards
+
+
+def shard_fingerprint(shard: Shard, config: DataConfig, code_digest: str) -> str:
+    """What a staged shard depends on. Settings used only by the global steps (which
+    duplicates to drop, PII) are left out, so changing them re-uses every shard."""
+    view = config.fingerprint_view()
+    view.pop("pii")
+    for global_only in ("exact", "verify", "verify_threshold"):
+        view["dedup"].pop(global_only)
+    return sha256_json({"shard": asdict(shard), "config": view, "code": code_digest})
+
+
+STAGED_KINDS = ("candidates", "removed", "errors")
+
+
+def staging_paths(data_dir: Path, shard_key: str) -> dict[str, Path]:
+    """The completion marker and the staged tables of one shard, under data/_work/."""
+    base = data_dir / "_work"
+    return {"marker": base / f"{shard_key}.done.json", **{kind: base / f"{shard_key}.{kind}.parquet" for kind in STAGED_KINDS}}
