@@ -7,6 +7,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from tasks.data.steps import STEP_ERROR
+
 EXAMPLES_PER_FILTER = 3
 EXCERPT_CHARS = 300
 
@@ -29,13 +31,16 @@ def funnel_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
         {"step": "WARC records", "removed": "", "remaining": stats["records"], "of html": ""},
         {"step": "response records", "removed": "", "remaining": stats["responses"], "of html": ""},
     ]
+    # Step errors are documents a step failed on: they leave in that step's funnel row, not at the reader.
     for reason, count in sorted(stats["errors"].items()):
-        rows.append({"step": f"reader: {reason}", "removed": count, "remaining": "", "of html": ""})
+        if reason != STEP_ERROR:
+            rows.append({"step": f"reader: {reason}", "removed": count, "remaining": "", "of html": ""})
     rows.append({"step": "HTML documents", "removed": "", "remaining": html, "of html": "100.0%"})
     for entry in stats["funnel"][1:]:
-        rows.append(
-            {"step": entry["step"], "removed": entry["removed"], "remaining": entry["count"], "of html": _pct(entry["count"], html)}
-        )
+        removed = entry["removed"]
+        if entry.get("errors"):
+            removed = f"{removed} + {entry['errors']} failed (data/errors)"
+        rows.append({"step": entry["step"], "removed": removed, "remaining": entry["count"], "of html": _pct(entry["count"], html)})
     rows.append({"step": "kept", "removed": "", "remaining": stats["kept"], "of html": _pct(stats["kept"], html)})
     return rows
 
