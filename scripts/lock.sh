@@ -66,14 +66,16 @@ PIP=("$work/venv/bin/python" -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install -c "$seed" "$TORCH_SPEC"
 "${PIP[@]}" install -c "$seed" ".[test]"
 
-"$work/venv/bin/python" -m pip --disable-pip-version-check freeze --exclude-editable > "$work/freeze.txt"
+# --all: setuptools is a run-time dependency (of fasttext-numpy2) and is locked like any other.
+"$work/venv/bin/python" -m pip --disable-pip-version-check freeze --all --exclude-editable > "$work/freeze.txt"
 "$PYTHON" - "$work/freeze.txt" "$work/lock.txt" "$("$work/venv/bin/python" -c 'import platform; print(platform.python_version(), platform.system(), platform.machine())')" <<'PY'
 import re
 import sys
 
 freeze, out, where = sys.argv[1:]
-# torch: pinned by TORCH_SPEC instead (the build differs by machine); llmforge: this project.
-left_out = {"torch", "llmforge"}
+# torch: pinned by TORCH_SPEC instead (the build differs by machine); llmforge: this project;
+# pip: the installer, which setup.sh upgrades (or keeps, with LLMFORGE_SKIP_PIP_UPGRADE=1).
+left_out = {"torch", "llmforge", "pip"}
 pins = []
 for line in open(freeze, encoding="utf-8").read().splitlines():
     name = re.split(r"\s*(?:==|@)\s*", line, maxsplit=1)[0]
