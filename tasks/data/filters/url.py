@@ -1,9 +1,9 @@
 """The URL filter: FineWeb's blocklists and banned words, checked before any HTML is parsed.
 
 Follows datatrove 0.10.1's ``URLFilter`` (the first filter of FineWeb), with the same
-lists: the UT1 blocklist that ships in the datatrove wheel (``datatrove/assets/
-url_filterblacklistsv0_3_0.tar.gz``: 4.56 M ``domains``, 19.6 K ``urls``) and its
-``banned_words.txt``, ``banned_subwords.txt`` and ``soft_banned_words.txt``. In
+lists: the UT1 blocklist (``url_filterblacklistsv0_3_0.tar.gz``: 4.56 M ``domains``,
+19.6 K ``urls``) and ``banned_words.txt``, ``banned_subwords.txt`` and
+``soft_banned_words.txt``, found through tasks/data/assets.py (asset ``url_lists``). In
 datatrove's order, a URL is dropped when
 
 1. its registered domain (eTLD+1: public suffix plus one label) is a listed domain
@@ -25,8 +25,8 @@ config's ``banned_words`` and ``extra_blocked_domains`` are added to the lists.
 The registered domain is computed as ``tldextract`` does by default (ICANN section of
 the Public Suffix List, no implicit "*" rule: a host whose suffix is unknown, and an
 IP address, has no registered domain and is never blocked by rules 1-2), from the PSL
-snapshot that ships in the ``tld`` package (a dependency of trafilatura via courlan),
-so nothing is fetched at run time.
+snapshot found through tasks/data/assets.py (asset ``public_suffix_list``), so nothing is
+fetched at run time.
 
 Deliberate differences from datatrove:
 
@@ -52,7 +52,6 @@ per lookup.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import re
 import tarfile
@@ -66,6 +65,16 @@ import numpy as np
 from xxhash import xxh3_64_intdigest
 
 from llmforge.config import UrlFilterConfig, cache_dir
+from tasks.data.assets import (
+    BANNED_SUBWORDS_FILE,
+    BANNED_WORDS_FILE,
+    DOMAINS_FILE,
+    SOFT_BANNED_WORDS_FILE,
+    URL_LIST_FILES,
+    URLS_FILE,
+    UT1_ARCHIVE,
+    asset_path,
+)
 
 # Our reason -> datatrove's reason, in the order the rules are checked.
 DATATROVE_REASONS = {
@@ -81,13 +90,6 @@ REASONS = tuple(DATATROVE_REASONS)
 # Domains blocked whatever the config says (besides the integrated lists).
 DEFAULT_BLOCKED_DOMAINS: frozenset[str] = frozenset()
 DEFAULT_SOFT_WORD_THRESHOLD = 2
-
-# datatrove's file names, in its assets folder and in a configured blocklist_dir.
-UT1_ARCHIVE = "url_filterblacklistsv0_3_0.tar.gz"
-DOMAINS_FILE, URLS_FILE = "domains", "urls"
-BANNED_WORDS_FILE = "banned_words.txt"
-BANNED_SUBWORDS_FILE = "banned_subwords.txt"
-SOFT_BANNED_WORDS_FILE = "soft_banned_words.txt"
 
 _NON_ALNUM_RE = re.compile(r"[^a-zA-Z0-9]+")
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -174,21 +176,9 @@ def _decode_label(label: str) -> str:
     return label
 
 
-def _psl_path() -> Path:
-    for package, relative in (("tld", "res/effective_tld_names.dat.txt"), ("tldextract", ".tld_set_snapshot")):
-        spec = importlib.util.find_spec(package)
-        if spec and spec.submodule_search_locations:
-            path = Path(next(iter(spec.submodule_search_locations))) / relative
-            if path.is_file():
-                return path
-    raise FileNotFoundError(
-        "no Public Suffix List snapshot found: install the `tld` package (a trafilatura dependency) or `tldextract`"
-    )
-
-
 @lru_cache(maxsize=1)
 def public_suffix_list() -> PublicSuffixList:
-    return PublicSuffixList.from_file(_psl_path())
+    return PublicSuffixList.from_file(asset_path("public_suffix_list"))
 
 
 # ---------------------------------------------------------------- the lists
@@ -262,15 +252,6 @@ class UrlLists:
     digest: str  # sha256 over the files read, in a fixed order
 
 
-def datatrove_assets_dir() -> Path | None:
-    """datatrove's assets folder, found without importing datatrove; None if not installed."""
-    spec = importlib.util.find_spec("datatrove")
-    if not spec or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "assets"
-    return path if path.is_dir() else None
-
-
 def _read_ut1(folder: Path) -> dict[str, bytes]:
     files = {}
     for name in (DOMAINS_FILE, URLS_FILE):
@@ -289,8 +270,7 @@ def _read_ut1(folder: Path) -> dict[str, bytes]:
 
 def _source_files(folder: Path) -> dict[str, Path]:
     """The list files present in `folder`, by name."""
-    names = (DOMAINS_FILE, URLS_FILE, UT1_ARCHIVE, BANNED_WORDS_FILE, BANNED_SUBWORDS_FILE, SOFT_BANNED_WORDS_FILE)
-    return {name: folder / name for name in names if (folder / name).is_file()}
+    return {name: folder / name for name in URL_LIST_FILES if (folder / name).is_file()}
 
 
 def _compile(folder: Path) -> UrlLists:
@@ -399,24 +379,12 @@ def load_lists(folder: str) -> UrlLists:
 
 
 def lists_folder(cfg: UrlFilterConfig) -> str | None:
-    """Where the integrated lists come from: cfg.blocklist_dir, else datatrove's assets;
-    None when cfg.use_integrated_lists is off. Raises when they are on but not found."""
+    """Where the integrated lists come from (the ``url_lists`` asset: cfg.blocklist_dir, else
+    its environment override, else datatrove's copy); None when cfg.use_integrated_lists is
+    off. Raises AssetMissing when they are on but not found."""
     if not cfg.use_integrated_lists:
         return None
-    configured = cfg.blocklist_dir
-    if configured:
-        folder = Path(configured).expanduser()
-        if not folder.is_dir():
-            raise FileNotFoundError(f"url_filter.blocklist_dir is not a directory: {folder}")
-        return str(folder.resolve())
-    assets = datatrove_assets_dir()
-    if assets is None:
-        raise FileNotFoundError(
-            "the URL blocklists ship in the `datatrove` package, which is not installed: "
-            "install datatrove (without extras), set url_filter.blocklist_dir, "
-            "or set url_filter.use_integrated_lists: false"
-        )
-    return str(assets.resolve())
+    return str(asset_path("url_lists", cfg.blocklist_dir).resolve())
 
 
 def describe_lists(cfg: UrlFilterConfig) -> dict[str, object]:
