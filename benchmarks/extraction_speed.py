@@ -1,4 +1,4 @@
-"""Stock trafilatura vs ``tasks/data/accel/fast_paths.py``: time, and identity of every output.
+"""Stock trafilatura vs the accelerator (``tasks/data/accel/``): time, and identity of every output.
 
     .venv/bin/python benchmarks/extraction_speed.py              # from the repository root
     .venv/bin/python benchmarks/extraction_speed.py --rounds 3   # best of 3 per side
@@ -6,9 +6,10 @@
 Input: every shared HTML page (``html/*/*/*.html.gz``, raw bytes, as the extraction quality
 benchmark passes them) and every HTML document of the shared WARCs (decoded text, as the data
 stage passes it). Each document is extracted in this process with ``extract_main_text`` and
-``ExtractionConfig(fast_pruning=False)`` (stock trafilatura) and ``fast_pruning=True`` (with
-``tasks/data/accel/fast_paths.py``), one after the other, the order alternating per document so
-that both sides run under the same machine load; the two texts must be equal for every
+``ExtractionConfig(accelerate="off")`` (stock trafilatura) and ``accelerate="on"`` (with
+``tasks/data/accel/``; a failed guard stops the script), one after the other, the order
+alternating per document so that both sides run under the same machine load; the two texts
+must be equal for every
 document (the script exits 1 otherwise). Times are CPU seconds of this process
 (``time.process_time``) summed per side; with ``--rounds`` the best round per side.
 Not a test: it asserts identity, nothing about speed.
@@ -29,7 +30,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from llmforge.config import ExtractionConfig  # noqa: E402
-from tasks import extract_speedups  # noqa: E402
+from tasks.data import accel  # noqa: E402
 from tasks.data.extract import extract_main_text  # noqa: E402
 from tasks.data.warc_reader import HtmlDocument, iter_warc  # noqa: E402
 
@@ -63,7 +64,7 @@ def run_interleaved(docs: list[tuple[str, str | bytes]], configs: dict[str, Extr
     for i, (_name, html) in enumerate(docs):
         for side in sides if i % 2 == 0 else sides[::-1]:
             cfg = configs[side]
-            extract_speedups.ensure(cfg.fast_pruning)  # switching costs nothing measurable, and is not timed
+            accel.configure(cfg.accelerate)  # switching (the guards are evaluated each time) is not timed
             start = time.process_time()
             try:
                 text = extract_main_text(html, cfg)
@@ -82,11 +83,12 @@ def main() -> int:
     docs = load_documents(data)
     n_pages = sum(1 for name, _ in docs if name.startswith("html/"))
     print(f"documents: {len(docs)} ({n_pages} HTML pages + {len(docs) - n_pages} WARC HTML records)")
-    configs = {"stock": ExtractionConfig(fast_pruning=False), "fast": ExtractionConfig(fast_pruning=True)}
-    for cfg in configs.values():  # imports, the fast paths' construction, warm caches: not timed
-        extract_main_text("<html><body><p>warm-up</p></body></html>", cfg)
-    if not extract_speedups.installed():
-        print("the fast path refused to install (trafilatura version or source changed)")
+    configs = {"stock": ExtractionConfig(accelerate="off"), "fast": ExtractionConfig(accelerate="on")}
+    try:
+        for cfg in configs.values():  # imports, the fast paths' construction, warm caches: not timed
+            extract_main_text("<html><body><p>warm-up</p></body></html>", cfg)
+    except accel.AcceleratorGuardFailed as err:
+        print(err)
         return 1
     best: dict[str, float] = {}
     all_identical = True

@@ -79,13 +79,19 @@ class ExtractionConfig(Section):
     # Per-document wall-clock limit, enforced by killing the extraction process: a guard
     # against hangs, not a quality filter (FineWeb's 0.1 s dropped pages on slow machines).
     timeout_seconds: float = 10.0
-    # Pages larger than this are not parsed (None: no limit).
-    max_html_bytes: int | None = 10_000_000
-    # Share of control characters above which a page is binary content labelled as HTML.
-    max_control_char_ratio: float | None = 0.01
-    # Evaluate trafilatura's pruning XPaths through tasks/data/accel/fast_paths.py: the same output,
-    # about twice as fast; off runs stock trafilatura (the speed-ups check the version themselves).
-    fast_pruning: bool = execution_only(True, "faster, output-identical trafilatura pruning (tasks/data/accel/fast_paths.py)")
+    max_html_bytes: int | None = Field(
+        10_000_000, ge=1, description="pages larger than this (UTF-8 bytes) are not parsed: 'html_too_large' (None: no limit)"
+    )
+    max_control_char_ratio: float | None = Field(
+        0.01, ge=0.0, le=1.0,
+        description="share of control characters above which a page is binary data labelled as HTML: 'binary_content' (None: no check)",
+    )
+    # The same output either way (tasks/data/accel/ checks it is on the verified trafilatura).
+    accelerate: Literal["auto", "on", "off"] = execution_only(
+        "auto",
+        "faster, output-identical trafilatura (tasks/data/accel/): auto uses it when its guards hold, else warns "
+        "once and runs stock trafilatura; on stops the run when a guard fails; off runs stock trafilatura",
+    )
 
 
 class LanguageConfig(Section):

@@ -86,7 +86,6 @@ import textwrap
 from concurrent.futures import ProcessPoolExecutor
 
 from tasks.data.extract import (
-    DEFAULT_MAX_HTML_BYTES,
     Extraction,
     ExtractionError,
     ExtractionFailed,
@@ -124,13 +123,6 @@ FAKE_MODULE = textwrap.dedent(
         raise AssertionError("the guard should have stopped this page before the child")
     """
 )
-
-
-class GuardedConfig(ExtractionConfig):
-    """ExtractionConfig with the input-guard fields the extractor reads when present."""
-
-    max_html_bytes: int | None = DEFAULT_MAX_HTML_BYTES
-    max_control_char_ratio: float | None = 0.01
 
 
 @pytest.fixture()
@@ -217,7 +209,7 @@ def test_a_child_that_cannot_start_is_not_a_page_failure() -> None:
 
 def test_too_large_pages_are_skipped_unparsed(fake_module: str) -> None:
     page = flat_article(20_000_000)  # ~20 MB; trafilatura would need minutes
-    cfg = GuardedConfig()
+    cfg = ExtractionConfig()
     assert check_html(page, cfg)[0] == "html_too_large"
     with IsolatedExtractor(cfg, function=f"{fake_module}:refuse_everything") as extractor:
         with pytest.raises(RejectedHtml) as caught:
@@ -225,15 +217,21 @@ def test_too_large_pages_are_skipped_unparsed(fake_module: str) -> None:
         assert caught.value.reason == "html_too_large"
         assert extractor.run(page.encode()).reason == "html_too_large"
         # Multi-byte characters count as bytes, not characters.
-        small = GuardedConfig(max_html_bytes=1000)
+        small = ExtractionConfig(max_html_bytes=1000)
         assert check_html("é" * 600, small)[0] == "html_too_large"
         assert check_html("e" * 600, small) is None
-    # The default config (no guard fields yet) uses the same default limit.
-    assert check_html(page, ExtractionConfig())[0] == "html_too_large"
+
+
+def test_input_guard_limits_are_validated() -> None:
+    assert (ExtractionConfig().max_html_bytes, ExtractionConfig().max_control_char_ratio) == (10_000_000, 0.01)
+    for bad in ({"max_html_bytes": 0}, {"max_control_char_ratio": -0.1}, {"max_control_char_ratio": 1.5}):
+        with pytest.raises(ValueError):
+            ExtractionConfig(**bad)
+    assert ExtractionConfig(max_html_bytes=None, max_control_char_ratio=None).max_html_bytes is None
 
 
 def test_huge_pages_without_the_size_guard_are_stopped_by_the_timeout() -> None:
-    cfg = GuardedConfig(max_html_bytes=None, timeout_seconds=1.0)
+    cfg = ExtractionConfig(max_html_bytes=None, timeout_seconds=1.0)
     nested = "<html><body>" + "<div>" * 1_800_000 + "<p>deep</p>" + "</div>" * 1_800_000 + "</body></html>"
     assert len(nested) > 19_000_000
     with IsolatedExtractor(cfg) as extractor:
@@ -246,7 +244,7 @@ def test_huge_pages_without_the_size_guard_are_stopped_by_the_timeout() -> None:
 def test_binary_content_labelled_as_html_gets_a_reason(shared_data: Path, pages_dir: Path) -> None:
     binary = (shared_data / "models" / "lid.176.ftz").read_bytes()
     as_read = binary.decode("utf-8", "replace")  # what a reader that trusts the label would hand over
-    cfg = GuardedConfig()
+    cfg = ExtractionConfig()
     assert check_html(binary, cfg)[0] == "binary_content"
     assert check_html(as_read, cfg)[0] == "binary_content"
     for name in PAGES:  # real pages are far below the limit
@@ -256,7 +254,7 @@ def test_binary_content_labelled_as_html_gets_a_reason(shared_data: Path, pages_
         assert (outcome.text, outcome.reason) == (None, "binary_content")
         assert "control characters" in outcome.detail
         assert extractor.run(binary).reason == "binary_content"
-    assert check_html(as_read, GuardedConfig(max_control_char_ratio=None)) is None
+    assert check_html(as_read, ExtractionConfig(max_control_char_ratio=None)) is None
 
 
 def test_works_inside_a_spawned_process_pool_worker(pages_dir: Path, shared_data: Path) -> None:

@@ -36,6 +36,10 @@ Before a page reaches the child, two cheap checks turn hopeless input into a
 reason instead of a long parse: pages over ``max_html_bytes`` (UTF-8 bytes) are
 "html_too_large", and bytes that are mostly control characters (binary data
 served as text/html) are "binary_content".
+
+The accelerator (``tasks/data/accel/``) makes trafilatura faster with the same output;
+``cfg.accelerate`` ("auto", "on", "off") says whether to use it. The child configures it
+before its first page and reports its status with "ready" (``IsolatedExtractor.accelerator``).
 """
 
 from __future__ import annotations
@@ -59,11 +63,7 @@ from trafilatura.deduplication import LRUCache
 from trafilatura.settings import LRU_SIZE
 
 from llmforge.config import ExtractionConfig
-from tasks.data.accel import fast_paths as extract_speedups
-
-# Defaults of the input guard, used while ExtractionConfig has no such fields.
-DEFAULT_MAX_HTML_BYTES: int | None = 10_000_000
-DEFAULT_MAX_CONTROL_CHAR_RATIO: float = 0.01
+from tasks.data import accel
 
 # Every reason a page can fail extraction with (the data stage records them under
 # filter "extraction").
@@ -87,9 +87,10 @@ _CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
 def extract_main_text(html: str | bytes, cfg: ExtractionConfig) -> str | None:
     """The page's main text, or None when trafilatura finds none.
 
-    Bytes are accepted too: trafilatura then detects the encoding itself.
+    Bytes are accepted too: trafilatura then detects the encoding itself. Raises
+    ``accel.AcceleratorGuardFailed`` when ``cfg.accelerate`` is "on" and a guard fails.
     """
-    extract_speedups.ensure(cfg.fast_pruning)  # acts once per process: the output is the same either way
+    accel.configure(cfg.accelerate)  # acts on the first call: the output is the same either way
     text = trafilatura.extract(
         html,
         favor_precision=cfg.favor_precision,
@@ -123,16 +124,9 @@ def _encode(html: str | bytes) -> tuple[bytes, bool]:
     return bytes(html), False
 
 
-def _limits(cfg: ExtractionConfig) -> tuple[int | None, float | None]:
-    return (
-        cfg.max_html_bytes,
-        cfg.max_control_char_ratio,
-    )
-
-
 def check_html(html: str | bytes, cfg: ExtractionConfig) -> tuple[str, str] | None:
     """(reason, detail) when the page must not be parsed at all, else None."""
-    max_bytes, max_ratio = _limits(cfg)
+    max_bytes, max_ratio = cfg.max_html_bytes, cfg.max_control_char_ratio
     if max_bytes is not None and len(html) > max_bytes:  # characters <= UTF-8 bytes
         return "html_too_large", f"{len(html)} {'characters' if isinstance(html, str) else 'bytes'} > {max_bytes}"
     data, _ = _encode(html)
@@ -205,6 +199,7 @@ class ExtractorStartupError(RuntimeError):
 # Frames are one byte of kind followed by the payload.
 _STR, _BYTES = b"s", b"b"  # parent -> child: the page
 _READY, _TEXT, _NONE, _ERROR = b"R", b"T", b"N", b"E"  # child -> parent
+_GUARD_FAILED = b"G"  # child -> parent at start-up: accelerate "on" and a guard failed
 
 _SYS_PATH_ENV = "LLMFORGE_EXTRACTOR_SYS_PATH"
 _BOOTSTRAP = (
@@ -239,7 +234,13 @@ def _serve(requests: Connection, answers: Connection) -> None:
         fields = ExtractionConfig.model_fields
         cfg = ExtractionConfig.model_validate({k: v for k, v in init["cfg"].items() if k in fields})
         function = _resolve(init["function"])
+        # before any page, whatever the function: its status goes to the parent with "ready",
+        # which logs the warning of a failed guard (once per parent, not once per child)
+        status = accel.configure(cfg.accelerate, warn=False)
         function("<html><body><p>warm-up</p></body></html>", cfg)  # pay lazy imports now
+    except accel.AcceleratorGuardFailed as err:
+        answers.send_bytes(_GUARD_FAILED + json.dumps({"guard": err.guard, "detail": err.detail}).encode("utf-8"))
+        return
     except Exception:  # noqa: BLE001 - reported to the parent, which raises
         answers.send_bytes(_ERROR + traceback.format_exc().encode("utf-8", "replace"))
         return
@@ -249,7 +250,7 @@ def _serve(requests: Connection, answers: Connection) -> None:
     # collecting less often saves ~0.3 CPU s per 1,000 pages at the same peak memory.
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)
-    answers.send_bytes(_READY)
+    answers.send_bytes(_READY + json.dumps(status.as_dict()).encode("utf-8"))
     while True:
         message = requests.recv_bytes()
         kind, payload = message[:1], message[1:]
@@ -329,7 +330,9 @@ class IsolatedExtractor:
     ``ExtractionFailed`` subclass for a failed page: ``RejectedHtml`` (input guard),
     ``ExtractionTimeout`` or ``ExtractionError``; the extractor stays usable after
     each. ``run(html)`` returns an ``Extraction`` with a reason instead of raising.
-    Only a child that cannot start at all raises ``ExtractorStartupError``.
+    Only a child that cannot start at all raises ``ExtractorStartupError``, and one whose
+    accelerator guard fails with ``accelerate: on`` raises ``accel.AcceleratorGuardFailed``
+    (neither is a per-page outcome). ``accelerator`` is the status the child reported.
 
     POSIX only (the child gets its pipes with ``pass_fds``). Not thread-safe: one
     extractor per worker thread. ``function`` ("module:name",
@@ -348,8 +351,8 @@ class IsolatedExtractor:
         self.cfg = cfg
         self.function = function
         self.startup_timeout = startup_timeout
-        self.max_html_bytes, self.max_control_char_ratio = _limits(cfg)
         self.restarts = 0  # children started after the first one (timeouts, crashes)
+        self._accelerator: accel.AcceleratorStatus | None = None
         self._holder: list[_Child | None] = [None]
         self._finalizer = weakref.finalize(self, _stop_child, self._holder)
         self._start()  # the child imports trafilatura while the caller gets ready
@@ -360,6 +363,14 @@ class IsolatedExtractor:
     def pid(self) -> int | None:
         child = self._holder[0]
         return child.process.pid if child is not None else None
+
+    @property
+    def accelerator(self) -> accel.AcceleratorStatus:
+        """The accelerator status the extraction child reported at start-up (each restarted
+        child reports again). Waits for the child; raises like extract() when it cannot start."""
+        self._ready_child()
+        assert self._accelerator is not None
+        return self._accelerator
 
     def _start(self) -> None:
         self._holder[0] = _Child(self.cfg, self.function)
@@ -386,18 +397,27 @@ class IsolatedExtractor:
             message = child.answers.recv_bytes() if child.answers.poll(self.startup_timeout) else None
         except (EOFError, OSError):
             message = b""
-        if message == _READY:
+        if message is not None and message[:1] == _READY:
             child.ready = True
+            self._accelerator = accel.AcceleratorStatus.from_dict(json.loads(message[1:]))
+            accel.warn_inactive(self._accelerator)
             return child
         self._holder[0] = None
         child.stop(kill=True)
+        raise self._startup_failure(child, message)
+
+    def _startup_failure(self, child: _Child, message: bytes | None) -> Exception:
+        """The error for a child that answered ``message`` (None: nothing in time) instead of "ready"."""
+        if message is not None and message[:1] == _GUARD_FAILED:
+            info = json.loads(message[1:])
+            return accel.AcceleratorGuardFailed(info["guard"], info["detail"])
         if message is None:
             detail = f"no answer within {self.startup_timeout} s"
         elif message[:1] == _ERROR:
             detail = message[1:].decode("utf-8", "replace")
         else:
             detail = f"it exited with code {child.process.returncode}"
-        raise ExtractorStartupError(f"the extractor process ({self.function}) failed to start: {detail}")
+        return ExtractorStartupError(f"the extractor process ({self.function}) failed to start: {detail}")
 
     def close(self) -> None:
         self._finalizer()
@@ -412,11 +432,12 @@ class IsolatedExtractor:
 
     def extract(self, html: str | bytes) -> str | None:
         """The main text, or None when there is none; raises ExtractionFailed subclasses."""
-        if self.max_html_bytes is not None and len(html) > self.max_html_bytes:
+        max_bytes = self.cfg.max_html_bytes
+        if max_bytes is not None and len(html) > max_bytes:
             rejected = check_html(html, self.cfg)  # too large: don't even encode it
         else:
             data, is_str = _encode(html)
-            rejected = _check_bytes(data, self.max_html_bytes, self.max_control_char_ratio)
+            rejected = _check_bytes(data, max_bytes, self.cfg.max_control_char_ratio)
         if rejected is not None:
             reason, detail = rejected
             raise RejectedHtml(detail, reason)

@@ -14,38 +14,23 @@ of the page) even when the doctype needs no repair. The stand-in
 
 ``trafilatura.htmlprocessing.tree_cleaning`` deletes the elements of some 50 tag names
 (script, aside, footer, ...) with one ``tree.iter(tag)`` walk of the whole tree per
-name, on every page and again on readability's output: ~0.6 ms per page although most
-names never occur. The stand-in finds which of them occur in one walk for all names
+name, on every page and again on the fallback extractors' trees, although most names never
+occur. The stand-in finds which of them occur in one walk for all names
 and runs the stock per-name deletion loop, in the stock order, for those only. That is
 the same work on the same elements: a name absent at the start stays absent (the
 deletions only remove elements), so its loop would have deleted nothing. Every other
 step calls the very same stock helpers in the same order.
 
-Guards: each stand-in is installed only when the stock function's source has the sha256
-it mirrors (and, for the repair, the module-level patterns it relies on are the expected
-ones); else stock code runs.
-``tests/test_extract_speedups.py`` compares both on real and crafted pages.
+Guards (``guards.py``): the sha256 of each stock function's source, and for the repair the
+module-level patterns it relies on. ``tests/test_accel_stand_ins.py`` compares both with the
+stock functions on real and crafted pages.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import inspect
-import re
-import threading
-from collections.abc import Callable
 from typing import Any
 
-# sha256 of trafilatura.utils.repair_faulty_html's source (trafilatura 2.3.1) mirrored here
-STOCK_REPAIR_SOURCE_SHA256 = "7e68c7a3cb24910c519778bfa3b7132efbdb6e650e79f1fe66905e962d6e1d69"
-
-# the patterns of trafilatura.utils the stand-in relies on, with their flags
-EXPECTED_PATTERNS = {
-    "INVALID_XML_CHARS": ("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ufffe\\uffff]", re.UNICODE),
-    "DOCTYPE_TAG": ("^< ?! ?DOCTYPE[^>]*/[^<>]*>", re.UNICODE | re.IGNORECASE),
-    "FAULTY_HTML": ("(<html.*?)\\s*/>", re.UNICODE | re.IGNORECASE),
-}
+from tasks.data.accel.patching import rebind
 
 # The characters INVALID_XML_CHARS deletes below U+0080, as UTF-8 bytes: a code point
 # below 0x80 is encoded as that very byte, and no byte below 0x80 occurs inside the
@@ -83,40 +68,8 @@ def repair_faulty_html(htmlstring: str, beginning: str) -> str:
     return htmlstring
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def stock_repair_matches(stock: Callable[..., Any]) -> bool:
-    """Whether ``stock`` and the patterns it uses are the ones mirrored above."""
-    from trafilatura import utils
-
-    try:
-        source = inspect.getsource(stock)
-    except (OSError, TypeError):
-        return False
-    if _sha256(source) != STOCK_REPAIR_SOURCE_SHA256:
-        return False
-    for name, (pattern, flags) in EXPECTED_PATTERNS.items():
-        compiled = getattr(utils, name, None)
-        if not isinstance(compiled, re.Pattern) or compiled.pattern != pattern or compiled.flags != flags:
-            return False
-    return True
-
-
-# sha256 of trafilatura.htmlprocessing.tree_cleaning's source (trafilatura 2.3.1) mirrored below
-STOCK_TREE_CLEANING_SOURCE_SHA256 = "828e83a7393082def65c10022aa7cf43d0debfb0039e1de8ee8c9ecb2d23b903"
 # the modules that imported tree_cleaning by name and call it from there
 _TREE_CLEANING_IMPORTERS = ("trafilatura.htmlprocessing", "trafilatura.core", "trafilatura.external")
-
-
-def rebind(module_names: tuple[str, ...], attribute: str, current: Any, replacement: Any) -> None:
-    """Point ``attribute`` at ``replacement`` in each named module where it is ``current``:
-    trafilatura's modules import these functions by name and call their own binding."""
-    for name in module_names:
-        module = importlib.import_module(name)
-        if getattr(module, attribute, None) is current:
-            setattr(module, attribute, replacement)
 
 
 def tree_cleaning(tree: Any, options: Any) -> Any:
@@ -167,59 +120,31 @@ def tree_cleaning(tree: Any, options: Any) -> Any:
     return stock.prune_html(tree, options.focus)
 
 
-def stock_tree_cleaning_matches(stock: Callable[..., Any]) -> bool:
-    try:
-        source = inspect.getsource(stock)
-    except (OSError, TypeError):
-        return False
-    return _sha256(source) == STOCK_TREE_CLEANING_SOURCE_SHA256
+_stock: dict[str, Any] = {}  # the stock functions replaced, by name, while installed
 
 
-_lock = threading.Lock()
-_stock_repair: Callable[..., Any] | None = None
-_stock_tree_cleaning: Callable[..., Any] | None = None
+def install() -> None:
+    """Put the stand-ins in place (idempotent)."""
+    from trafilatura import htmlprocessing, utils
 
-
-def _install_tree_cleaning() -> None:
-    global _stock_tree_cleaning
-    from trafilatura import htmlprocessing
-
-    stock = htmlprocessing.tree_cleaning
-    if _stock_tree_cleaning is not None or not stock_tree_cleaning_matches(stock):
+    if _stock:
         return
-    _stock_tree_cleaning = stock
-    rebind(_TREE_CLEANING_IMPORTERS, "tree_cleaning", stock, tree_cleaning)
-
-
-def install() -> bool:
-    """Put the stand-ins in place (idempotent; each one only where its guard holds); True
-    if any is active."""
-    global _stock_repair
-    from trafilatura import utils
-
-    with _lock:
-        _install_tree_cleaning()
-        if _stock_repair is None:
-            stock = utils.repair_faulty_html
-            if stock_repair_matches(stock):
-                _stock_repair = stock
-                utils.repair_faulty_html = repair_faulty_html  # load_html looks it up in its module
-        return installed()
+    _stock["repair_faulty_html"] = utils.repair_faulty_html
+    utils.repair_faulty_html = repair_faulty_html  # load_html looks it up in its module
+    _stock["tree_cleaning"] = htmlprocessing.tree_cleaning
+    rebind(_TREE_CLEANING_IMPORTERS, "tree_cleaning", _stock["tree_cleaning"], tree_cleaning)
 
 
 def uninstall() -> None:
-    global _stock_repair, _stock_tree_cleaning
     from trafilatura import utils
 
-    with _lock:
-        if _stock_repair is not None:
-            if utils.repair_faulty_html is repair_faulty_html:
-                utils.repair_faulty_html = _stock_repair
-            _stock_repair = None
-        if _stock_tree_cleaning is not None:
-            rebind(_TREE_CLEANING_IMPORTERS, "tree_cleaning", tree_cleaning, _stock_tree_cleaning)
-            _stock_tree_cleaning = None
+    if not _stock:
+        return
+    if utils.repair_faulty_html is repair_faulty_html:
+        utils.repair_faulty_html = _stock["repair_faulty_html"]
+    rebind(_TREE_CLEANING_IMPORTERS, "tree_cleaning", tree_cleaning, _stock["tree_cleaning"])
+    _stock.clear()
 
 
 def installed() -> bool:
-    return _stock_repair is not None or _stock_tree_cleaning is not None
+    return bool(_stock)
