@@ -70,6 +70,9 @@ def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), 
         data_stage.publish_outputs(data_dir, out_dirs)
         stats = build_stats(summaries, finals)
         atomic.write_json(stage.path("stats"), stats)
+    accelerator = data_stage.accelerator_use(summaries)
+    for note in data_stage.inactive_accelerator_notes(accelerator):
+        print(f"warning: {note}")
 
     create_table_artifact(
         key=artifact_key(workdir, "data-funnel"), table=data_report.funnel_rows(stats), description=data_report.funnel_title(stats)
@@ -88,4 +91,4 @@ def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), 
         "shards": len(shards),
         "reused_shards": sum(1 for s in summaries if s.get("reused")),
     }
-    return stage.finish(counts={**counts, "shards": len(shards)}, metrics=metrics)
+    return stage.finish(counts={**counts, "shards": len(shards)}, metrics=metrics, execution={"accelerator": accelerator})

@@ -195,7 +195,11 @@ class StageRun:
     def time(self, step: str) -> "_Timer":
         return _Timer(self.timings, step)
 
-    def finish(self, counts: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    def finish(
+        self, counts: dict[str, Any], metrics: dict[str, Any], execution: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Write the manifest. ``execution``: how the stage ran where that leaves the outputs as
+        they are (e.g. whether an output-identical accelerator was used); recorded, never compared."""
         manifest = {
             "manifest_version": MANIFEST_VERSION,
             "stage": self.spec.name,
@@ -209,6 +213,7 @@ class StageRun:
             "outputs": fingerprint_outputs(self.spec, self.workdir),
             "counts": counts,
             "metrics": metrics,
+            "execution": execution or {},
             "timings": {**self.timings, "total_s": round(time.perf_counter() - self.started, 3)},
             "host": {"python": platform.python_version(), "machine": platform.machine()},
         }

@@ -24,3 +24,17 @@ def test_reader_skips_are_reader_rows_and_step_failures_stay_on_their_step() -> 
     assert rows["after language"]["removed"] == "1 + 1 failed (data/errors)"
     assert rows["after url"]["removed"] == 1
     assert rows["kept"]["remaining"] == 3
+
+
+def test_accelerator_use_groups_shards_by_status_and_names_failed_guards() -> None:
+    from tasks.data.stage import accelerator_use, inactive_accelerator_notes
+
+    active = {"mode": "auto", "active": True, "failed_guard": None, "detail": None, "trafilatura_version": "2.3.1"}
+    failed = {**active, "active": False, "failed_guard": "trafilatura_version", "detail": "2.4.0 is installed"}
+    off = {**active, "mode": "off", "active": False}
+    summaries = [{"accelerator": active}, {"accelerator": active}, {"accelerator": None}, {"accelerator": failed},
+                 {"accelerator": off}]
+    use = accelerator_use(summaries)
+    assert [entry["shards"] for entry in use] == [2, 1, 1]
+    notes = inactive_accelerator_notes(use)
+    assert len(notes) == 1 and "'trafilatura_version'" in notes[0] and "2.4.0 is installed" in notes[0]

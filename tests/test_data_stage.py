@@ -53,6 +53,11 @@ def test_every_response_record_of_the_shared_warcs_is_accounted_for(prefect_harn
     assert stats["accounted"] == stats["responses"]
     assert stats["per_file"]["resiliparse-clipped-record.warc.gz"]["errors"].get("truncated") == 1
     assert stats["kept"] > 0
+    # With the locked trafilatura every shard extracts with the accelerator, and the manifest says so.
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    [use] = manifest["execution"]["accelerator"]
+    assert use["mode"] == "auto" and use["active"] and use["failed_guard"] is None, use
+    assert use["shards"] == sum(1 for f in files if stats["per_file"][f.name]["html"])
 
 
 def test_a_stage_killed_half_way_reuses_finished_shards_and_gives_the_same_documents(prefect_harness, tmp_path):

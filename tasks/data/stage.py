@@ -119,10 +119,35 @@ def _process(shard: Shard, config: DataConfig, paths: dict[str, Path], fingerpri
         "candidates": len(rows.candidates),
         "filters": book.as_dict(),
         "replaced_chars": rows.replaced_chars,
+        # None when the shard had no HTML to extract (no extraction child needed).
+        "accelerator": recipe.shared_extractor(config.extraction).accelerator.as_dict() if stats.html else None,
         "seconds": round(time.perf_counter() - started, 3),
     }
     atomic.write_json(paths["marker"], {"fingerprint": fingerprint, "summary": summary})
     return {**summary, "reused": False}
+
+
+def accelerator_use(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How the shards of a run extracted: each distinct accelerator status with its shard count
+    (one entry when every shard ran alike, which is the normal case)."""
+    found: dict[str, dict[str, Any]] = {}
+    for summary in summaries:
+        status = summary.get("accelerator")
+        if status is None:
+            continue
+        key = json.dumps(status, sort_keys=True)
+        found.setdefault(key, {**status, "shards": 0})["shards"] += 1
+    return list(found.values())
+
+
+def inactive_accelerator_notes(use: list[dict[str, Any]]) -> list[str]:
+    """One line per status in which shards extracted without the accelerator although asked to use it."""
+    return [
+        f"{entry['shards']} shard(s) extracted with stock trafilatura: the accelerator's guard "
+        f"{entry['failed_guard']!r} failed ({entry.get('detail')})"
+        for entry in use
+        if entry.get("mode") != "off" and not entry.get("active")
+    ]
 
 
 def _read_candidates(data_dir: str, shard_keys: list[str], columns: list[str]) -> Iterator[pa.Table]:
