@@ -36,13 +36,13 @@ def datatrove_verdict(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str
     from tldextract import TLDExtract
 
     unpacked = tmp_path_factory.mktemp("datatrove-url-lists")
-    patch = pytest.MonkeyPatch()
-    patch.setattr(url_filter_module, "cached_assets_path", lambda **_: str(unpacked))
-    reference = url_filter_module.URLFilter()
-    # The default extractor fetches the live suffix list on first use; the shipped snapshot instead.
-    reference.tldextractor = TLDExtract(suffix_list_urls=(), cache_dir=str(tmp_path_factory.mktemp("tldextract")))
-    reference.download_data()
-    patch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(url_filter_module, "cached_assets_path", lambda **_: str(unpacked))
+        reference = url_filter_module.URLFilter()
+        # The default extractor fetches the live suffix list on first use; the shipped snapshot instead.
+        suffixes = tmp_path_factory.mktemp("tldextract")
+        reference.tldextractor = TLDExtract(suffix_list_urls=(), cache_dir=str(suffixes))
+        reference.download_data()
 
     def verdict(url: str) -> Verdict:
         result = reference.filter(Document(text="", id="0", metadata={"url": url}))
