@@ -9,7 +9,7 @@ pipeline once per kept line to count sentences. Here the text is tokenised once,
 whitespace-separated chunk with a memo of chunks already seen, and every filter shares the
 result through ``TextView``. tests/test_differential_word_tokenizer.py compares the two on the
 shared books and web articles: identical on English text. spaCy itself is the slower by far: on
-those 7.2 M characters its tokenizer takes 6.8 CPU s with a warm cache and 14.4 s as datatrove
+those 7.2 M characters its tokenizer takes ~7 CPU s with a warm cache and ~14 s as datatrove
 runs it (pipeline, memory zone), this 0.3 s with a warm memo and 1.2 s from an empty one.
 
 The tokeniser follows spaCy's algorithm for one chunk (Tokenizer._split_affixes/_attach_tokens):
