@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -32,6 +34,17 @@ def shared_data() -> Path:
             pytest.fail(f"shared test data not found at {path} (set LLMFORGE_SHARED_DATA)")
         pytest.skip(f"shared test data not found at {path}")
     return path
+
+
+def require_module(name: str) -> ModuleType:
+    """Import a test-only dependency (a library a differential test compares against): a
+    failure in CI, where the test extras are installed, and a skip elsewhere."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"test dependency {name!r} is not installed: {exc}")
+        pytest.skip(f"test dependency {name!r} is not installed")
 
 
 @pytest.fixture(scope="session")

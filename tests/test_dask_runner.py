@@ -9,7 +9,8 @@ import pytest
 
 from llmforge.config import DataConfig
 
-pytestmark = pytest.mark.integration
+# Starts a Dask cluster and runs the data stage twice (~30 s): CI only.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _documents(workdir: Path) -> list[dict]:

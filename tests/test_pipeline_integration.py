@@ -10,7 +10,8 @@ import pytest
 
 from conftest import tiny_pipeline_config
 
-pytestmark = pytest.mark.integration
+# Trains every stage through Prefect (~90 s): CI only.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _read_rows(directory: Path, columns: list[str] | None = None) -> list[dict]:

@@ -48,6 +48,7 @@ def test_file_encodings_are_what_sources_md_says(shared_data: Path, texts: dict[
     assert texts[BOM_FILE][0] == "\ufeff"
 
 
+@pytest.mark.slow  # ~2 s: every shared text, 8 MB
 def test_round_trip_every_shared_text(tok: BpeTokenizer, texts: dict[str, str]) -> None:
     assert tok.vocab_size == 1024 and tok.encoder_backend == "tiktoken"
     encoded = tok.encode_batch(list(texts.values()))

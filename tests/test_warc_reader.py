@@ -121,7 +121,7 @@ def test_clipped_record_is_reported_truncated_not_read(warc_dir: Path) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "aut-archive.org-2008-heritrix.warc.gz",
+        pytest.param("aut-archive.org-2008-heritrix.warc.gz", marks=pytest.mark.slow),  # 822 records, ~2 s
         "ukwa-data.gov.uk-2014-crawl-a.warc.gz",
         "dolma-sample-0000-wget-2024.warc.gz",
     ],
