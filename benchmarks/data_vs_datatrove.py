@@ -365,7 +365,7 @@ def write_markdown(text: str, path: Path) -> None:
 
 
 def _urls(inputs: list[Path]) -> dict[str, str]:
-    from tasks.data.warc_reader import HtmlDocument, iter_warc
+    from tasks.data.warc_reader import iter_warc
 
     urls: dict[str, str] = {}
     for path in inputs:

@@ -22,7 +22,7 @@ from model import distributed
 from model.batch_split import GlobalBatchSplit, TrainingBatches
 from model.flops import model_flops_per_token, peak_flops
 from model.gpt import GPT, autocast_context
-from model.optim import apply_lr, lr_at, make_optimizer
+from model.optim import apply_lr, make_optimizer
 
 
 @dataclass

@@ -28,17 +28,12 @@ from tasks.data.filters.gopher import (
     gopher_repetition,
     top_ngram_chars,
 )
-from tasks.data.filters import text_view
-from tasks.data.filters.text_view import (
-    PUNCTUATION_CHARS,
-    TERMINAL_PUNCTUATION,
-    SubstringHashes,
-    count_sentences,
-    make_view,
-    split_sentences,
-    tokenize_chunk,
-    word_tokenize,
-)
+from tasks.data.filters import substring_hashes
+from tasks.data.filters.punctuation import PUNCTUATION_CHARS, TERMINAL_PUNCTUATION
+from tasks.data.filters.spacy_en import char_classes, count_sentences, rules, split_sentences, tokenize_chunk, word_tokenize
+from tasks.data.filters.spacy_en import tokenizer as spacy_tokenizer
+from tasks.data.filters.substring_hashes import SubstringHashes
+from tasks.data.filters.text_view import make_view
 from tasks.data.filters.url import url_filter
 from tasks.data.recipe import text_filter_steps
 from tasks.data.steps import Outcome, run_text
@@ -487,14 +482,14 @@ REFERENCE_CHUNKS: list[tuple[str, str]] = [
 
 
 def test_tokenize_chunk_matches_the_reference_implementation() -> None:
-    text_view._CHUNK_MEMO.clear()  # tokenise, rather than read an earlier test's results
+    spacy_tokenizer._CHUNK_MEMO.clear()  # tokenise, rather than read an earlier test's results
     wrong = [
         (chunk, tokenize_chunk(chunk), expected)
         for chunk, expected in REFERENCE_CHUNKS
         if tokenize_chunk(chunk) != tuple(expected.split())
     ]
     assert not wrong
-    text_view._CHUNK_MEMO.clear()
+    spacy_tokenizer._CHUNK_MEMO.clear()
     text = " ".join(chunk for chunk, _ in REFERENCE_CHUNKS)
     assert word_tokenize(text) == " ".join(expected for _, expected in REFERENCE_CHUNKS).split()
 
@@ -515,7 +510,7 @@ def _class_by_code_point(test: Callable[[str], bool], limit: int = 0x30000) -> s
 
 
 def test_character_classes_are_the_per_code_point_tests() -> None:
-    classes = text_view._char_classes()
+    classes = char_classes._char_classes()
     assert classes.alpha == _class_by_code_point(str.isalpha)
     assert classes.lower == _class_by_code_point(lambda c: c.isalpha() and not c.isupper())
     assert classes.upper == _class_by_code_point(lambda c: c.isalpha() and not c.islower())
@@ -526,22 +521,22 @@ def test_character_classes_are_the_per_code_point_tests() -> None:
 def test_url_host_classes_are_spacys() -> None:
     every = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
     for spacy_class, ours in (
-        (r"[A-Za-z0-9\u00a1-\uffff]", text_view._HOST_CHAR),
-        (r"[A-Za-z0-9\u00a1-\uffff_-]", text_view._HOST_INNER_CHAR),
+        (r"[A-Za-z0-9\u00a1-\uffff]", rules._HOST_CHAR),
+        (r"[A-Za-z0-9\u00a1-\uffff_-]", rules._HOST_INNER_CHAR),
     ):
         assert re.sub(spacy_class, "", every) == re.sub(ours, "", every)
 
 
 def test_tokeniser_fast_path_premises() -> None:
-    fixed = [*text_view._PUNCT, *text_view._QUOTE_CHARS, *text_view._CURRENCY, *text_view._HYPHENS, "§", "%", "=", "+"]
+    fixed = [*rules._PUNCT, *rules._QUOTE_CHARS, *rules._CURRENCY, *rules._HYPHENS, "§", "%", "=", "+"]
     # A plain chunk (letters only, or digits only) matches no affix or infix: every fixed
     # string holds something else, and units need a digit before and a non-digit inside.
     assert all(any(not (c.isalpha() or c in "0123456789") for c in s) for s in fixed)
-    assert not any(unit.isdigit() for unit in text_view._UNITS)
+    assert not any(unit.isdigit() for unit in rules._UNITS)
     # _period_suffix_length handles every suffix that ends in "."
-    assert not any(s.endswith(".") for s in [*fixed, *text_view._UNITS, "'s", "’s"])
-    assert not text_view._rules().icon.match(".")
-    assert text_view._rules().suffix_reach == max(map(len, [*fixed, *text_view._UNITS]))
+    assert not any(s.endswith(".") for s in [*fixed, *rules._UNITS, "'s", "’s"])
+    assert not rules._rules().icon.match(".")
+    assert rules._rules().suffix_reach == max(map(len, [*fixed, *rules._UNITS]))
 
 
 def test_punctuation_set_matches_datatrove() -> None:
@@ -603,9 +598,9 @@ def test_view_tokenises_once() -> None:
 
 def test_substring_hashes_are_the_polynomial_and_ignore_earlier_texts() -> None:
     def polynomial(s: str) -> int:  # sum of code * base**-i, length mixed in, modulo 2**64
-        inverse = pow(text_view._HASH_BASE, -1, 1 << 64)
+        inverse = pow(substring_hashes._HASH_BASE, -1, 1 << 64)
         body = sum(ord(c) * pow(inverse, i, 1 << 64) for i, c in enumerate(s)) % (1 << 64)
-        return body ^ (len(s) * int(text_view._HASH_LENGTH_MIX)) % (1 << 64)
+        return body ^ (len(s) * int(substring_hashes._HASH_LENGTH_MIX)) % (1 << 64)
 
     text = "abcab é😀abc"
     starts, ends = np.array([0, 3, 6, 8, 0]), np.array([2, 5, 8, 11, 11])

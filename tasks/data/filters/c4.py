@@ -24,7 +24,8 @@ from collections.abc import Callable
 from functools import partial
 
 from llmforge.config import C4QualityConfig
-from tasks.data.filters.text_view import TextView, count_sentences, make_view, split_sentences
+from tasks.data.filters.spacy_en import count_sentences, split_sentences
+from tasks.data.filters.text_view import TextView, make_view
 
 _CITATION_RE = re.compile(r"\[(?:\d*|edit|citation needed)\]")
 _TERMINAL_PUNCTUATION = (".", "?", "!", '"', "'")

@@ -23,7 +23,8 @@ from functools import partial
 
 from llmforge.config import FineWebQualityConfig
 from tasks.data.filters.gopher import find_duplicates
-from tasks.data.filters.text_view import TERMINAL_PUNCTUATION, TextView
+from tasks.data.filters.punctuation import TERMINAL_PUNCTUATION
+from tasks.data.filters.text_view import TextView
 
 _LINE_END_MARKS = tuple(TERMINAL_PUNCTUATION)
 

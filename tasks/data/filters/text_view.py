@@ -14,40 +14,10 @@ from itertools import accumulate, filterfalse
 
 import numpy as np
 
-from tasks.data.filters.punctuation import PUNCTUATION_CHARS, TERMINAL_PUNCTUATION
-from tasks.data.filters.spacy_en import count_sentences, split_sentences, tokenize_chunk, word_tokenize
+from tasks.data.filters.punctuation import PUNCTUATION_CHARS
+from tasks.data.filters.spacy_en import word_tokenize
 from tasks.data.filters.substring_hashes import SubstringHashes
 
-# isort: split
-# tests/test_filters.py reads the tokenizer's internals below from this module, where they lived
-# before the tokenizer moved to spacy_en; they are re-exported for it alone.
-from tasks.data.filters.spacy_en.char_classes import _char_classes  # noqa: F401
-from tasks.data.filters.spacy_en.rules import (  # noqa: F401
-    _CURRENCY,
-    _HOST_CHAR,
-    _HOST_INNER_CHAR,
-    _HYPHENS,
-    _PUNCT,
-    _QUOTE_CHARS,
-    _UNITS,
-    _rules,
-)
-from tasks.data.filters.spacy_en.tokenizer import _CHUNK_MEMO  # noqa: F401
-from tasks.data.filters.substring_hashes import _HASH_BASE, _HASH_LENGTH_MIX  # noqa: F401
-
-# The filters import TERMINAL_PUNCTUATION, count_sentences and split_sentences from here too.
-__all__ = [
-    "PUNCTUATION_CHARS",
-    "TERMINAL_PUNCTUATION",
-    "SubstringHashes",
-    "TextView",
-    "count_sentences",
-    "has_alpha",
-    "make_view",
-    "split_sentences",
-    "tokenize_chunk",
-    "word_tokenize",
-]
 
 _PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
 _LINE_RUN_SPLIT = re.compile(r"\n+")
