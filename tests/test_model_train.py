@@ -13,12 +13,12 @@ import torch
 
 from model.checkpoint import load_checkpoint, load_checkpoint_for, save_checkpoint
 from model.gpt import GPT, GPTConfig, config_to_dict
+from model.optim import lr_at
 from model.train import (
     BatchSampler,
     StepLog,
     TrainConfig,
     evaluate_loss,
-    lr_at,
     make_optimizer,
     pack_documents,
     train,
