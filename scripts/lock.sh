@@ -13,7 +13,7 @@
 # and Python, and reads the result back with `pip freeze`. Commit the new lock together with
 # the pyproject.toml change. Upgrading a library that changes results (trafilatura, lxml,
 # fastText, the asset packages, ...) changes the data stage's output: tests/test_lock.py and
-# VERIFIED_TRAFILATURA_VERSIONS in tasks/data/accel/fast_paths.py say which versions were checked.
+# VERIFIED_TRAFILATURA_VERSIONS in tasks/data/accel/guards.py say which versions were checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh

@@ -20,7 +20,8 @@ from conftest import require_module
 from warcio.archiveiterator import ArchiveIterator
 
 from llmforge.config import UrlFilterConfig
-from tasks.data.filters.url import DATATROVE_REASONS, UT1_ARCHIVE, datatrove_assets_dir, url_filter
+from tasks.data.assets import UT1_ARCHIVE, asset_path
+from tasks.data.filters.url import DATATROVE_REASONS, url_filter
 
 pytestmark = [
     pytest.mark.slow,  # datatrove reads the 4.56 M UT1 domains into a set (~10 s)
@@ -130,7 +131,7 @@ def test_urls_of_the_shared_warcs_and_pages(our_verdict, datatrove_verdict, shar
 def ut1_sample(every: int = 5000) -> dict[str, list[str]]:
     """Every `every`-th entry of UT1's `domains`, every 50th of its `urls`, and its punycode domains."""
     sample: dict[str, list[str]] = {}
-    with tarfile.open(datatrove_assets_dir() / UT1_ARCHIVE, "r:gz") as tar:
+    with tarfile.open(asset_path("url_lists") / UT1_ARCHIVE, "r:gz") as tar:
         for member in tar:
             extracted = tar.extractfile(member)
             assert extracted is not None

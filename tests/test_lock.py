@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 
 from llmforge.fingerprint import module_owners
 from llmforge.stages import STAGES
-from tasks.data.accel.fast_paths import VERIFIED_TRAFILATURA_VERSIONS
+from tasks.data.accel.guards import VERIFIED_TRAFILATURA_VERSIONS
 from tasks.data.assets import ASSETS
 
 ROOT = Path(__file__).resolve().parent.parent
