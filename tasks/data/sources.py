@@ -93,17 +93,14 @@ def describe_source_inputs(workdir: Path, config: DataConfig, known: dict[str, A
     """Fingerprints of the source files, for deciding whether the data stage is up to date.
 
     The sample is described by its generator (code and seed are already fingerprinted),
-    and a Common Crawl source by its crawl id: both are immutable.
+    and a Common Crawl source by its crawl id: both are immutable. The language-ID model
+    and the URL lists are assets, fingerprinted by ``tasks.data.assets``.
     """
-    from tasks.data.langid import default_model_path
-
-    model = Path(config.language.model_path) if config.language.model_path else default_model_path()
-    lid = file_record(model, (known or {}).get("lid_model")) if model.is_file() else {"missing": str(model)}
     if config.source == "sample" or config.source.startswith("cc:"):
-        return {"source": config.source, "lid_model": lid}
+        return {"source": config.source}
     previous = (known or {}).get("files", {})
     try:
         files = resolve_local(config.source)
     except SourceError as err:
-        return {"source": config.source, "error": str(err), "lid_model": lid}
-    return {"files": {str(p): file_record(p, previous.get(str(p))) for p in files}, "lid_model": lid}
+        return {"source": config.source, "error": str(err)}
+    return {"files": {str(p): file_record(p, previous.get(str(p))) for p in files}}
