@@ -11,7 +11,8 @@ A request is checked (`tasks.chat.validation`) before it is queued for the model
 (`tasks.chat.scheduler`); it waits for the model before any response is committed,
 so every failure up to then still gets its proper status code. A client that
 disconnects stops its generation at the next token, so an abandoned reply frees
-the model. Errors, unknown paths included, use OpenAI's JSON error shape.
+the model. Errors, unknown paths and unexpected failures included, use OpenAI's
+JSON error shape.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def create_app(backend: ChatBackend, limits: ServeLimits | None = None) -> FastA
     app.state.chat = ChatServer(backend, limits, ModelScheduler(backend, limits.max_waiting), int(time.time()))
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(page.router)
     app.include_router(router)
     return app
@@ -75,6 +77,12 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     # Unknown paths and wrong methods, in the same shape as every other error.
     code = "not_found" if exc.status_code == 404 else None
     return ApiError(exc.status_code, str(exc.detail), param=None, code=code).response()
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    # A bug, never the client's input: Starlette re-raises after this answer, so the server
+    # logs the traceback; the client gets the usual shape without internals.
+    return ApiError(500, "internal server error", type_="server_error").response()
 
 
 def _server(request: Request) -> ChatServer:
