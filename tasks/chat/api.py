@@ -7,12 +7,14 @@ Endpoints
 * `POST /v1/chat/completions`: OpenAI's request and response shapes, with and
   without `stream` (Server-Sent Events ending with `data: [DONE]`).
 
-A request is checked (`tasks.chat.validation`) before it is queued for the model
-(`tasks.chat.scheduler`); it waits for the model before any response is committed,
-so every failure up to then still gets its proper status code. A client that
-disconnects stops its generation at the next token, so an abandoned reply frees
-the model. Errors, unknown paths and unexpected failures included, use OpenAI's
-JSON error shape.
+Before any route, `tasks.chat.guard` refuses requests to hosts and from origins the
+server does not answer (`tasks.chat.access`: DNS rebinding, other web sites) and POST
+bodies that are not JSON. A request is checked (`tasks.chat.validation`) before it is
+queued for the model (`tasks.chat.scheduler`); it waits for the model before any
+response is committed, so every failure up to then still gets its proper status code.
+A client that disconnects stops its generation at the next token, so an abandoned
+reply frees the model. Errors, unknown paths and unexpected failures included, use
+OpenAI's JSON error shape.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tasks.chat import page
+from tasks.chat.access import AccessPolicy
 from tasks.chat.backend import ChatBackend, Generation
+from tasks.chat.guard import RequestGuard
 from tasks.chat.scheduler import Job, ModelScheduler, ServerBusy
 from tasks.chat.validation import ApiError, ServeLimits, parse_chat_request, read_body
 
@@ -49,8 +53,14 @@ class ChatServer:
         return {"id": self.backend.model_name, "object": "model", "created": self.created, "owned_by": "llmforge"}
 
 
-def create_app(backend: ChatBackend, limits: ServeLimits | None = None) -> FastAPI:
-    """The chat page and the OpenAI-compatible API around `backend`."""
+def create_app(
+    backend: ChatBackend, limits: ServeLimits | None = None, access: AccessPolicy | None = None
+) -> FastAPI:
+    """The chat page and the OpenAI-compatible API around `backend`.
+
+    `access` says which hosts and origins are answered; the default is a server bound
+    to 127.0.0.1 with nothing else allowed (see `AccessPolicy.build`).
+    """
     limits = limits or ServeLimits()
     # No /docs or /openapi.json: the API is OpenAI's, documented there, and the page is at /.
     app = FastAPI(title="llmforge chat", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
@@ -58,6 +68,7 @@ def create_app(backend: ChatBackend, limits: ServeLimits | None = None) -> FastA
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(RequestGuard, policy=access or AccessPolicy.build())
     app.include_router(page.router)
     app.include_router(router)
     return app
