@@ -69,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the latest in the work dir)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: local only)")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
+        help="also answer requests addressed to this host name (repeatable; without a port: any port). "
+        "Always answered: localhost, 127.0.0.1 and [::1] on --port, and --host when it is a specific address",
+    )  # fmt: skip
+    serve.add_argument(
+        "--cors-origin", action="append", default=[], metavar="ORIGIN",
+        help="let pages of this other site use the API from the browser, e.g. http://localhost:3000 (repeatable)",
+    )  # fmt: skip
     dash = sub.add_parser("dashboard", help="start a local Prefect server, deployments and a worker")
     dash.add_argument("--host", default="127.0.0.1")
     dash.add_argument("--port", type=int, default=4200)
@@ -197,6 +206,11 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
+    from tasks.chat.access import AccessPolicy
+
+    # Before importing torch and loading the model: a mistyped host or origin fails at once.
+    access = AccessPolicy.build(args.host, args.allowed_host, args.cors_origin)
+
     from tasks.chat.session import latest_checkpoint
     from tasks.chat.checkpoint_backend import CheckpointBackend
     from tasks.chat.serve import run_server
@@ -208,7 +222,8 @@ def _serve(args: argparse.Namespace) -> None:
     print(f"serving {checkpoint} on http://{args.host}:{args.port}/ (OpenAI API under /v1)", file=sys.stderr)
     run_server(backend, host=args.host, port=args.port,
                limits=ServeLimits(default_max_tokens=config.chat.max_new_tokens,
-                                  default_temperature=config.chat.temperature))
+                                  default_temperature=config.chat.temperature),
+               access=access)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -193,7 +193,9 @@ def test_busy_model_does_not_block_other_clients() -> None:
         with pytest.raises(openai.APIStatusError) as too_big:
             client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "y" * 5000}])
         assert too_big.value.status_code == 413
-        bad_json = httpx.post(f"{live.url}/v1/chat/completions", content=b"{", timeout=5)
+        bad_json = httpx.post(
+            f"{live.url}/v1/chat/completions", content=b"{", headers={"content-type": "application/json"}, timeout=5
+        )
         assert bad_json.status_code == 400
         with pytest.raises(openai.RateLimitError):  # max_waiting=0: no room to queue
             client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "me too"}])

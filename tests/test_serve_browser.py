@@ -1,5 +1,6 @@
 """The chat page in headless Chromium (selenium): type a message, watch the reply stream in,
-keep a multi-turn history, start a new chat.
+keep a multi-turn history, start a new chat; and pages of other sites, which must not reach the
+model unless the server names their origin.
 
 Needs Debian's `chromium` and `chromium-driver` (`scripts/install_browser.sh`). Without
 them the test is skipped, except under CI (the `CI` environment variable), where a
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tasks.chat.access import AccessPolicy
 from tasks.chat.api import create_app
 from tasks.chat.backend import FakeBackend
 from tasks.chat.serve import BackgroundServer
@@ -188,3 +190,70 @@ def test_page_is_self_contained(server: BackgroundServer) -> None:
     web_dir = Path(__file__).resolve().parent.parent / "tasks" / "chat" / "web"
     for source in web_dir.iterdir():
         assert "http://" not in source.read_text() and "https://" not in source.read_text(), source
+
+
+# --- Other sites ---------------------------------------------------------------------------------
+
+# Run in a page of another origin: what any site the user visits could try. A "simple" text/plain
+# POST needs no preflight (the browser sends it, only the reply stays hidden); a JSON POST is
+# preflighted. Reports what came back to the page.
+CROSS_SITE_FETCHES = """
+const [url, body, done] = arguments;
+(async () => {
+  const seen = {};
+  try {
+    await fetch(url, {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body});
+    seen.textPlain = "sent";
+  } catch (err) { seen.textPlain = "failed: " + err; }
+  try {
+    const response = await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body});
+    const reply = await response.json();
+    seen.json = response.status + " " + (reply.choices ? reply.choices[0].message.content : reply.error.code);
+  } catch (err) { seen.json = "blocked"; }
+  done(seen);
+})();
+"""
+
+
+@pytest.fixture()
+def other_site() -> Iterator[BackgroundServer]:
+    """A plain page on another origin (another port of this machine)."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    async def page(request: Any) -> HTMLResponse:
+        return HTMLResponse("<!doctype html><title>another site</title><p>nothing here</p>")
+
+    with BackgroundServer(Starlette(routes=[Route("/", page)])) as live:
+        yield live
+
+
+def _fetch_from(driver: Any, site: BackgroundServer, api: BackgroundServer) -> dict[str, str]:
+    driver.get(site.url + "/")
+    driver.set_script_timeout(15)
+    body = '{"model": "%s", "messages": [{"role": "user", "content": "from elsewhere"}]}' % MODEL
+    seen: dict[str, str] = driver.execute_async_script(CROSS_SITE_FETCHES, api.url + "/v1/chat/completions", body)
+    return seen
+
+
+def test_other_sites_cannot_use_the_model(
+    driver: Any, other_site: BackgroundServer, server: BackgroundServer, backend: FakeBackend,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    with caplog.at_level("WARNING", logger="llmforge.serve"):
+        seen = _fetch_from(driver, other_site, server)
+    assert seen == {"textPlain": "sent", "json": "blocked"}, seen
+    # The text/plain POST did reach the server, and was refused there before any generation.
+    refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused POST")]
+    assert any(other_site.url in message for message in refusals), refusals
+    assert backend.calls == []
+
+
+def test_a_configured_site_can_use_the_api(driver: Any, other_site: BackgroundServer, backend: FakeBackend) -> None:
+    access = AccessPolicy.build("127.0.0.1", cors_origins=[other_site.url])
+    with BackgroundServer(create_app(backend, ServeLimits(), access)) as api:
+        seen = _fetch_from(driver, other_site, api)
+    # The JSON request (after its preflight) is answered; the text/plain one still starts nothing.
+    assert seen == {"textPlain": "sent", "json": "200 Echo: from elsewhere"}, seen
+    assert len(backend.calls) == 1

@@ -7,11 +7,14 @@ Endpoints
 * `POST /v1/chat/completions`: OpenAI's request and response shapes, with and
   without `stream` (Server-Sent Events ending with `data: [DONE]`).
 
-A request is checked (`tasks.chat.validation`) before it is queued for the model
-(`tasks.chat.scheduler`); it waits for the model before any response is committed,
-so every failure up to then still gets its proper status code. A client that
-disconnects stops its generation at the next token, so an abandoned reply frees
-the model. Errors, unknown paths included, use OpenAI's JSON error shape.
+Before any route, `tasks.chat.guard` refuses requests to hosts and from origins the
+server does not answer (`tasks.chat.access`: DNS rebinding, other web sites) and POST
+bodies that are not JSON. A request is checked (`tasks.chat.validation`) before it is
+queued for the model (`tasks.chat.scheduler`); it waits for the model before any
+response is committed, so every failure up to then still gets its proper status code.
+A client that disconnects stops its generation at the next token, so an abandoned
+reply frees the model. Errors, unknown paths and unexpected failures included, use
+OpenAI's JSON error shape.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tasks.chat import page
+from tasks.chat.access import AccessPolicy
 from tasks.chat.backend import ChatBackend, Generation
+from tasks.chat.guard import RequestGuard
 from tasks.chat.scheduler import Job, ModelScheduler, ServerBusy
 from tasks.chat.validation import ApiError, ServeLimits, parse_chat_request, read_body
 
@@ -48,14 +53,22 @@ class ChatServer:
         return {"id": self.backend.model_name, "object": "model", "created": self.created, "owned_by": "llmforge"}
 
 
-def create_app(backend: ChatBackend, limits: ServeLimits | None = None) -> FastAPI:
-    """The chat page and the OpenAI-compatible API around `backend`."""
+def create_app(
+    backend: ChatBackend, limits: ServeLimits | None = None, access: AccessPolicy | None = None
+) -> FastAPI:
+    """The chat page and the OpenAI-compatible API around `backend`.
+
+    `access` says which hosts and origins are answered; the default is a server bound
+    to 127.0.0.1 with nothing else allowed (see `AccessPolicy.build`).
+    """
     limits = limits or ServeLimits()
     # No /docs or /openapi.json: the API is OpenAI's, documented there, and the page is at /.
     app = FastAPI(title="llmforge chat", docs_url=None, redoc_url=None, openapi_url=None, lifespan=_lifespan)
     app.state.chat = ChatServer(backend, limits, ModelScheduler(backend, limits.max_waiting), int(time.time()))
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(RequestGuard, policy=access or AccessPolicy.build())
     app.include_router(page.router)
     app.include_router(router)
     return app
@@ -75,6 +88,12 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     # Unknown paths and wrong methods, in the same shape as every other error.
     code = "not_found" if exc.status_code == 404 else None
     return ApiError(exc.status_code, str(exc.detail), param=None, code=code).response()
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    # A bug, never the client's input: Starlette re-raises after this answer, so the server
+    # logs the traceback; the client gets the usual shape without internals.
+    return ApiError(500, "internal server error", type_="server_error").response()
 
 
 def _server(request: Request) -> ChatServer:

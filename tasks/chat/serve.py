@@ -9,17 +9,31 @@ import time
 import uvicorn
 from fastapi import FastAPI
 
+from tasks.chat.access import WILDCARD_ADDRESSES, AccessPolicy
 from tasks.chat.api import create_app
 from tasks.chat.backend import ChatBackend
 from tasks.chat.validation import ServeLimits
 
 
 def run_server(
-    backend: ChatBackend, host: str = "127.0.0.1", port: int = 8000, limits: ServeLimits | None = None
+    backend: ChatBackend,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    limits: ServeLimits | None = None,
+    access: AccessPolicy | None = None,
 ) -> None:
-    """Serve until interrupted. The default host keeps the chat on this machine only."""
-    app = create_app(backend, limits)
+    """Serve until interrupted. The default host keeps the chat on this machine only.
+
+    `access` (default: `AccessPolicy.build(host)`) must be built for the same `host`.
+    """
+    access = access or AccessPolicy.build(host)
+    app = create_app(backend, limits, access)
     print(f"llmforge chat: http://{host}:{port}/  (model {backend.model_name}; API at /v1)")
+    if host.strip().lower() in WILDCARD_ADDRESSES and not access.allowed_hosts:
+        print(
+            f"listening on all addresses, but only requests to localhost, 127.0.0.1 or [::1] (port {port}) are "
+            "answered: add --allowed-host <name> for each name other machines use to reach this one"
+        )
     # A bounded graceful shutdown: Ctrl+C must not wait forever on an open stream.
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
 

@@ -1,15 +1,15 @@
 """Every chat request is bounded and checked before it can reach the model.
 
-The body by bytes (413), the JSON by syntax (400) and schema (422), the model name
-(404), the number of messages and of generated tokens (`ServeLimits`), and the
-conversation by the backend (400). Errors use OpenAI's JSON shape
-`{"error": {"message", "type", "param", "code"}}` so OpenAI clients raise their
-usual exceptions.
+The body by bytes (413), the JSON by syntax, nesting depth and number sizes
+(400, `tasks.chat.json_body`), by schema (422: types are strict, numbers within
+their ranges), the model name (404), the number of messages and of generated
+tokens (`ServeLimits`), and the conversation by the backend (400). Errors use
+OpenAI's JSON shape `{"error": {"message", "type", "param", "code"}}` so OpenAI
+clients raise their usual exceptions.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,11 +18,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.chat.backend import ChatBackend
+from tasks.chat.json_body import MalformedBody, load_json
+
+# A seed is any signed 64-bit integer (the checkpoint backend folds it into torch's seed range).
+SEED_RANGE = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
 class ServeLimits:
     max_body_bytes: int = 256 * 1024  # a request body over this is refused with 413
+    max_json_depth: int = 32  # arrays/objects nested deeper are refused with 400 (a request needs ~6)
     max_messages: int = 512
     max_tokens: int = 1024  # the largest `max_tokens` a request may ask for
     default_max_tokens: int = 512  # when a request does not say
@@ -44,6 +49,11 @@ class ApiError(Exception):
     def response(self) -> JSONResponse:
         body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
         return JSONResponse(body, status_code=self.status)
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    """A client's string quoted in an error message, cut short: the message stays one readable line."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 # --- Request schema ----------------------------------------------------------------------------
@@ -86,7 +96,7 @@ class ChatMessage(BaseModel):
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    include_usage: bool = False
+    include_usage: bool = Field(default=False, strict=True)
 
 
 class ChatCompletionRequest(BaseModel):
@@ -95,14 +105,15 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    n: int | None = None
-    stream: bool | None = False
+    # Strict: numbers must be JSON numbers (not "0.7", not true), integers must be integers.
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0, strict=True)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0, strict=True)
+    max_tokens: int | None = Field(default=None, ge=1, strict=True)
+    max_completion_tokens: int | None = Field(default=None, ge=1, strict=True)
+    n: int | None = Field(default=None, strict=True)
+    stream: bool | None = Field(default=False, strict=True)
     stream_options: StreamOptions | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=SEED_RANGE[0], le=SEED_RANGE[1], strict=True)
     stop: str | list[str] | None = None
 
     @field_validator("n")
@@ -167,16 +178,16 @@ async def read_body(request: Request, limit: int) -> bytes:
 def parse_chat_request(body: bytes, backend: ChatBackend, limits: ServeLimits) -> ChatCall:
     """The request in `body`, checked against the schema, the model's name, the limits and the backend."""
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
+        data = load_json(body, limits.max_json_depth)
+    except MalformedBody as exc:
+        raise ApiError(400, str(exc), code="invalid_json") from None
     try:
         req = ChatCompletionRequest.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc) from None
     if req.model != backend.model_name:
         raise ApiError(
-            404, f"The model '{req.model}' does not exist (this server has '{backend.model_name}')",
+            404, f"The model {_shown(req.model)} does not exist (this server has '{backend.model_name}')",
             param="model", code="model_not_found",
         )  # fmt: skip
     if len(req.messages) > limits.max_messages:
