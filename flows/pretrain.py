@@ -51,4 +51,5 @@ def pretrain_flow(
     plot_loss_curve(result["history"], stage.path("loss_curve"))
     create_table_artifact(key=artifact_key(workdir, "pretrain-loss-curve"), table=result["history"],
                           description=f"final loss {result['metrics']['final_loss']}")
-    return stage.finish(counts={"steps": config.steps}, metrics=result["metrics"])
+    # A time-budgeted run may end before `steps`: count the steps it took.
+    return stage.finish(counts={"steps": result["metrics"]["steps"]}, metrics=result["metrics"])

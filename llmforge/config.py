@@ -270,7 +270,17 @@ class PretrainConfig(Section):
     device: str = "auto"
     compile: bool = execution_only(False, "CUDA only: torch.compile the model (slower start, faster steps)")
     log_every: int = 25
-    checkpoint_every: int = execution_only(0, "save a resumable training state every N steps (0: only at the end)")
+    checkpoint_every: int = execution_only(0, "save a resumable training state every N steps (0: not by steps)")
+    checkpoint_every_seconds: float = Field(
+        600.0, ge=0, le=86_400, json_schema_extra={"execution_only": True},
+        description="also save it after every this many seconds of training (0: not by time); "
+        "it is always saved at the end, so --resume after a kill loses at most this much",
+    )
+    time_budget_s: float | None = Field(
+        None, gt=0,
+        description="train for this many seconds instead (steps then only caps the run): warmup, a constant rate, "
+        "then a linear warmdown to 0 over the last 40% of the time; a resumed run trains for the time left",
+    )
     final_eval_tokens: int = Field(65_536, ge=0, description="validation tokens scored at the end (0: none)")
 
     @model_validator(mode="after")

@@ -101,6 +101,32 @@ def _swap_in(directory: Path, write: Callable[[Path], None]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def recover_interrupted_save(directory: Path) -> list[str]:
+    """Tidy what a kill in the middle of `_swap_in` left beside `directory`; returns what was done.
+
+    A kill between renaming the previous directory aside and renaming the new one into
+    place leaves no `directory`, only `.<name>.old-*/<name>`: that previous, complete
+    directory is put back (the unpublished new one may be unfinished, so it is not
+    trusted). Temp directories of interrupted writes are removed. Only for a directory
+    that no other process is writing at the same time.
+    """
+    directory = Path(directory)
+    parent, name = directory.parent, directory.name
+    if not parent.is_dir():
+        return []
+    done: list[str] = []
+    olds = sorted((p for p in parent.glob(f".{name}.old-*") if (p / name / STATE_FILE).is_file()),
+                  key=lambda p: (p / name / STATE_FILE).stat().st_mtime)
+    if olds and not directory.exists():
+        os.replace(olds[-1] / name, directory)
+        _fsync_dir(parent)
+        done.append(f"put back {directory} from {olds[-1].name}, left by a save that was interrupted")
+    for leftover in sorted([*parent.glob(f".{name}.old-*"), *parent.glob(f".{name}.tmp-*")]):
+        shutil.rmtree(leftover, ignore_errors=True)
+        done.append(f"removed {leftover.name}, left by a save that was interrupted")
+    return done
+
+
 def _write_weights(path: Path, model: GPT) -> None:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     save_file(tensors, str(path), metadata={"format": "pt"})

@@ -6,13 +6,14 @@ without touching how steps, logging and checkpoints work.
 The default, used whenever no `OptimizerSettings` is given, is AdamW with linear
 warmup and cosine decay (`lr_at`). `OptimizerSettings` opts into Muon for the hidden
 matrices (`model.muon.MuonAdamW`) and/or a warmup-stable-decay schedule whose
-progress can be measured in wall-clock time, for runs with a time budget.
+progress can be measured in wall-clock time (`TrainingClock`), for runs with a time budget.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -39,10 +40,10 @@ class OptimizerSettings:
     schedule: Literal["cosine", "wsd"] = "cosine"
     warmdown_frac: float = 0.4
     final_lr_ratio: float = 0.0
-    # With a budget the wsd progress is max(step / steps, seconds since the first
-    # step / time_budget_s): the warmdown then ends on time however fast the machine
-    # is (and still ends by the last step if the steps run out first). The clock is
-    # not checkpointed, so time-budgeted runs are not meant to be resumed.
+    # With a budget the wsd progress is max(step / steps, training seconds / time_budget_s):
+    # the warmdown then ends on time however fast the machine is (and still ends by the
+    # last step if the steps run out first), and `train()` stops once the budget is spent.
+    # The seconds come from a `TrainingClock`, which a resumed run restores.
     time_budget_s: float | None = None
     # Muon (kind="muon"): peak lr of the hidden matrices, and its momentum.
     muon_lr: float = 0.02
@@ -96,23 +97,66 @@ def wsd_multiplier(progress: float, step: int, warmup_steps: int, warmdown_frac:
     return warm * (1.0 - (1.0 - final_lr_ratio) * (progress - start) / warmdown_frac)
 
 
+class TrainingClock:
+    """Seconds a run has trained, counted over all its segments, as of the last step boundary.
+
+    The training loop calls `start()` before its first step and `tick()` after every
+    step; everything time-based (a wsd schedule's progress, the budget, saves by time)
+    reads `seconds`, so within a step they all see the same value, and inside a process
+    group `tick` is handed rank 0's reading, so every rank decides alike. A resumed run
+    restores the seconds of its earlier segments with `load_state_dict`; time between
+    segments (a crash, the restart) is not counted.
+    """
+
+    def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
+        self._now = now
+        self._spent_before = 0.0  # seconds of earlier segments of a resumed run
+        self._segment_start: float | None = None
+        self.seconds = 0.0
+
+    @property
+    def started(self) -> bool:
+        return self._segment_start is not None
+
+    def start(self) -> None:
+        """Begin counting this segment (again from `seconds`, should it have been started before)."""
+        self._spent_before = self.seconds
+        self._segment_start = self._now()
+
+    def tick(self, agree: Callable[[float], float] | None = None) -> float:
+        """Read the clock at a step boundary; `agree` turns this rank's reading into the one all ranks use."""
+        if self._segment_start is None:
+            raise RuntimeError("TrainingClock.tick() before start()")
+        reading = self._spent_before + (self._now() - self._segment_start)
+        self.seconds = agree(reading) if agree is not None else reading
+        return self.seconds
+
+    def state_dict(self) -> dict[str, float]:
+        return {"seconds": self.seconds}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        if self.started:
+            raise RuntimeError("a TrainingClock restores its seconds before it starts, not while it runs")
+        seconds = float(state["seconds"])
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"training clock state has seconds={state['seconds']!r}; expected a finite value >= 0")
+        self.seconds = seconds
+
+
 class LrSchedule:
     """The schedule `make_optimizer` attaches to an optimizer built from non-default settings.
 
     Lives on the optimizer (as ``optimizer.lr_schedule``) so that `apply_lr`, which
     the training loop already calls every step, follows it without the loop knowing.
+    Its time is `clock`'s, which the loop advances at step boundaries.
     """
 
-    def __init__(self, settings: OptimizerSettings) -> None:
+    def __init__(self, settings: OptimizerSettings, clock: TrainingClock | None = None) -> None:
         self.settings = settings
-        self._start: float | None = None  # perf_counter() of the first scheduled step
-
-    def start_clock(self) -> None:
-        if self._start is None:
-            self._start = time.perf_counter()
+        self.clock = clock if clock is not None else TrainingClock()
 
     def elapsed_s(self) -> float:
-        return 0.0 if self._start is None else time.perf_counter() - self._start
+        return self.clock.seconds
 
     def progress(self, step: int, cfg: "TrainConfig") -> float:
         by_steps = step / cfg.steps
@@ -129,7 +173,6 @@ class LrSchedule:
     def lr(self, step: int, cfg: "TrainConfig") -> float:
         if self.settings.schedule == "cosine":
             return lr_at(step, cfg)
-        self.start_clock()
         s = self.settings
         return cfg.learning_rate * wsd_multiplier(
             self.progress(step, cfg), step, cfg.warmup_steps, s.warmdown_frac, s.final_lr_ratio
@@ -137,18 +180,19 @@ class LrSchedule:
 
 
 def make_optimizer(
-    model: GPT, cfg: "TrainConfig", settings: OptimizerSettings | None = None
+    model: GPT, cfg: "TrainConfig", settings: OptimizerSettings | None = None, clock: TrainingClock | None = None
 ) -> torch.optim.Optimizer:
     """AdamW that decays only matrices (the default), or Muon + AdamW when `settings.kind == "muon"`.
 
-    With settings given, the optimizer carries an `LrSchedule` that `apply_lr` follows.
+    With settings given, the optimizer carries an `LrSchedule` that `apply_lr` follows,
+    timed by `clock` (a fresh one if None; pass the run's clock to `train()` as well).
     """
     if settings is None or settings.kind == "adamw":
         optimizer: torch.optim.Optimizer = _adamw(model, cfg, settings.adam_betas if settings else (0.9, 0.95))
     else:
         optimizer = _muon_adamw(model, cfg, settings)
     if settings is not None:
-        optimizer.lr_schedule = LrSchedule(settings)  # type: ignore[attr-defined]
+        optimizer.lr_schedule = LrSchedule(settings, clock)  # type: ignore[attr-defined]
     return optimizer
 
 

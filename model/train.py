@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
+import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from model import distributed
 from model.batch_split import GlobalBatchSplit, TrainingBatches
 from model.flops import model_flops_per_token, peak_flops
 from model.gpt import GPT, autocast_context
-from model.optim import apply_lr, make_optimizer
+from model.optim import LrSchedule, TrainingClock, apply_lr, make_optimizer
 
 
 @dataclass
@@ -247,6 +247,33 @@ class _Throughput:
         return StepLog(step=step, loss=loss, lr=lr, tokens_per_s=tokens_per_s, mfu=mfu)
 
 
+def _run_clock(optimizer: torch.optim.Optimizer, clock: TrainingClock | None) -> TrainingClock:
+    """The clock the loop advances: the one the optimizer's schedule reads, which must be `clock` if both exist."""
+    schedule: LrSchedule | None = getattr(optimizer, "lr_schedule", None)
+    if schedule is None:
+        return clock if clock is not None else TrainingClock()
+    if clock is not None and clock is not schedule.clock:
+        raise ValueError("train() was given another clock than the one its optimizer's schedule reads; "
+                         "pass the same TrainingClock to make_optimizer and train")
+    return schedule.clock
+
+
+def _rank0_reading(device: torch.device) -> Callable[[float], float]:
+    """Replaces each rank's clock reading with rank 0's, so time-based decisions agree on every rank."""
+
+    def agree(seconds: float) -> float:
+        t = torch.tensor([seconds], dtype=torch.float64, device=device)
+        dist.broadcast(t, src=0)
+        return float(t.item())
+
+    return agree
+
+
+def _budget_spent(optimizer: torch.optim.Optimizer) -> bool:
+    schedule: LrSchedule | None = getattr(optimizer, "lr_schedule", None)
+    return schedule is not None and schedule.budget_spent()
+
+
 def train(
     model: GPT,
     sampler: TrainingBatches,
@@ -256,6 +283,7 @@ def train(
     start_step: int = 0,
     optimizer: torch.optim.Optimizer | None = None,
     on_step_end: Callable[[int, torch.optim.Optimizer], None] | None = None,
+    clock: TrainingClock | None = None,
 ) -> tuple[list[StepLog], torch.optim.Optimizer]:
     """Run steps start_step .. cfg.steps - 1 and return (logged steps, optimizer).
 
@@ -267,6 +295,11 @@ def train(
     NaN or infinite, on every rank. `on_step_end(steps_done, optimizer)` runs
     after every optimizer step (and after that step's log), when model, optimizer
     and sampler all sit exactly between steps: the one safe point to checkpoint.
+
+    `clock` (or the one of the optimizer's schedule) is ticked after every step,
+    before the log and `on_step_end`, with rank 0's reading on every rank. An
+    optimizer whose schedule has a time budget ends the run after the step that
+    spends it (and runs no step if a resumed clock has already spent it).
     """
     device = torch.device(device)
     world = distributed.current()
@@ -275,9 +308,14 @@ def train(
     model.train()
     if optimizer is None:
         optimizer = make_optimizer(model, cfg)
+    run_clock = _run_clock(optimizer, clock)
+    agree = _rank0_reading(device) if world.enabled else None
     runner = _forward_module(model, cfg, device, world)
     logs: list[StepLog] = []
     throughput = _Throughput(model, cfg, device, world.world_size)
+    run_clock.start()
+    if _budget_spent(optimizer):
+        return logs, optimizer
     for step in range(start_step, cfg.steps):
         lr = apply_lr(optimizer, step, cfg)
         loss_value = distributed.mean_across_ranks(
@@ -287,13 +325,17 @@ def train(
             raise FloatingPointError(f"loss became {loss_value} at step {step} (lr {lr:.3g})")
         _apply_gradients(model, optimizer, cfg.grad_clip)
         throughput.step_done()
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+        run_clock.tick(agree)
+        last = step == cfg.steps - 1 or _budget_spent(optimizer)
+        if step % cfg.log_every == 0 or last:
             entry = throughput.log_entry(step, loss_value, lr)
             logs.append(entry)
             if on_log is not None:
                 on_log(entry)
         if on_step_end is not None:
             on_step_end(step + 1, optimizer)
+        if last:
+            break
     return logs, optimizer
 
 

@@ -3,6 +3,11 @@ accumulating the same global batch; the sampler splits each step's windows over 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,7 @@ from tasks.train import launch as pretrain_launch
 from tasks.train import pretrain as pretrain_stage
 
 SEQ = 16
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _docs(n: int = 200) -> list[list[int]]:
@@ -71,8 +77,9 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(workdir
     tokens, tok = workdir / "tokens", workdir / "tokenizer" / "tokenizer.json"
     single = pretrain_stage.pretrain(tokens, tok, workdir / "single" / "base", _cfg())
     logs: list[Any] = []
-    double = pretrain_launch.pretrain_distributed(tokens, tok, workdir / "ddp" / "base", _cfg(nproc=2),
-                                                  on_log=logs.append)
+    # A save by time after every step as well: rank 0 writes while rank 1 waits, and nothing changes.
+    double = pretrain_launch.pretrain_distributed(tokens, tok, workdir / "ddp" / "base",
+                                                  _cfg(nproc=2, checkpoint_every_seconds=1e-6), on_log=logs.append)
     assert single["metrics"]["grad_accum_steps"] == 2 and double["metrics"]["grad_accum_steps"] == 1
     assert double["metrics"]["processes"] == 2
     assert single["metrics"]["tokens_seen"] == double["metrics"]["tokens_seen"] == 8 * 2 * 4 * SEQ
@@ -95,3 +102,53 @@ def test_a_failing_worker_reports_its_error(workdir: Path) -> None:
     with pytest.raises(RuntimeError, match="no token shards"):
         pretrain_launch.pretrain_distributed(workdir / "tokens", workdir / "tokenizer" / "tokenizer.json",
                                              workdir / "ddp" / "base", _cfg(nproc=2))
+
+
+_CLOCK_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import torch
+    from model import distributed
+    from model.gpt import GPT, GPTConfig
+    from model.optim import OptimizerSettings, TrainingClock, make_optimizer
+    from model.train import BatchSampler, TrainConfig, train
+
+    info = distributed.init("cpu")
+    # Rank 0's clock runs at 1 s per reading, rank 1's stands still: only rank 0's reading,
+    # handed to every rank, ends the budget on both and gives both the same learning rates.
+    ticks = {"now": 0.0}
+    def now():
+        ticks["now"] += 1.0 if info.rank == 0 else 0.0
+        return ticks["now"]
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=64, n_layer=1, n_head=2, n_embd=32, seq_len=16))
+    cfg = TrainConfig(steps=50, batch_size=2, seq_len=16, warmup_steps=1, log_every=1)
+    sampler = BatchSampler(torch.arange(4000) % 64, 2, 16, seed=0, rank=info.rank, world_size=info.world_size)
+    clock = TrainingClock(now=now)
+    optimizer = make_optimizer(model, cfg, OptimizerSettings(schedule="wsd", time_budget_s=4.0), clock)
+    seen = []
+    logs, _ = train(model, sampler, cfg, optimizer=optimizer, clock=clock,
+                    on_step_end=lambda done, opt: seen.append([done, clock.seconds]))
+    checksum = float(sum(p.double().sum() for p in model.parameters()))
+    out = Path(sys.argv[1]) / f"rank{info.rank}.json"
+    out.write_text(json.dumps({"seen": seen, "lrs": [log.lr for log in logs], "checksum": checksum}))
+    distributed.shutdown()
+    """
+)
+
+
+@pytest.mark.slow
+def test_every_rank_reads_rank_0s_clock(tmp_path: Path) -> None:
+    script = tmp_path / "clock_ranks.py"
+    script.write_text(_CLOCK_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    # Ranks that disagreed would leave one waiting in an all-reduce: the timeout turns that into a failure.
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(tmp_path)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    assert rank0["seen"] == rank1["seen"] == [[1, 1.0], [2, 2.0], [3, 3.0], [4, 4.0]]
+    assert rank0["lrs"] == rank1["lrs"] and rank0["checksum"] == rank1["checksum"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -11,7 +10,15 @@ import torch
 
 from model.gpt import GPT, GPTConfig
 from model.muon import MuonAdamW, orthogonalize
-from model.optim import LrSchedule, OptimizerSettings, apply_lr, lr_at, make_optimizer, wsd_multiplier
+from model.optim import (
+    LrSchedule,
+    OptimizerSettings,
+    TrainingClock,
+    apply_lr,
+    lr_at,
+    make_optimizer,
+    wsd_multiplier,
+)
 from model.train import BatchSampler, TrainConfig, pack_documents, train
 
 VOCAB = 64
@@ -156,14 +163,130 @@ def test_wsd_shape_warmup_flat_then_linear_to_the_floor() -> None:
     assert wsd_multiplier(1.0, 500, 10, 0.4, 0.1) == pytest.approx(0.1)
 
 
+class _FakeNow:
+    """A clock that moves only when told to (`set`) or by `per_read` on every reading."""
+
+    def __init__(self, start: float = 0.0, per_read: float = 0.0) -> None:
+        self.value, self.per_read, self.reads = start, per_read, 0
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+    def __call__(self) -> float:
+        value = self.value
+        self.value += self.per_read
+        self.reads += 1
+        return value
+
+
 def test_time_budget_drives_progress_and_reports_when_spent() -> None:
     cfg = TrainConfig(steps=1_000_000, batch_size=1, seq_len=SEQ, learning_rate=1.0, warmup_steps=0)
-    schedule = LrSchedule(OptimizerSettings(schedule="wsd", warmdown_frac=1.0, time_budget_s=0.2))
-    assert schedule.lr(0, cfg) == pytest.approx(1.0, abs=0.05)  # starts the clock
-    assert not schedule.budget_spent()
-    time.sleep(0.1)
-    assert schedule.lr(1, cfg) == pytest.approx(0.5, abs=0.2)  # halfway by time, not by steps
-    time.sleep(0.15)
+    now = _FakeNow(start=50.0)
+    clock = TrainingClock(now=now)
+    schedule = LrSchedule(OptimizerSettings(schedule="wsd", warmdown_frac=1.0, time_budget_s=0.2), clock)
+    clock.start()
+    assert schedule.lr(0, cfg) == 1.0 and not schedule.budget_spent()
+    now.set(50.1)
+    clock.tick()
+    assert schedule.lr(1, cfg) == pytest.approx(0.5)  # halfway by time, not by steps
+    now.set(50.25)
+    clock.tick()
     assert schedule.budget_spent() and schedule.lr(2, cfg) == 0.0
     with pytest.raises(ValueError, match="wsd"):
         OptimizerSettings(time_budget_s=10.0)
+
+
+def test_training_clock_carries_earlier_segments_but_not_the_gap_between_them() -> None:
+    now = _FakeNow(start=10.0)
+    first = TrainingClock(now=now)
+    with pytest.raises(RuntimeError, match="before start"):
+        first.tick()
+    first.start()
+    now.set(13.0)
+    assert first.tick() == 3.0 and first.state_dict() == {"seconds": 3.0}
+    with pytest.raises(RuntimeError, match="before it starts"):
+        first.load_state_dict({"seconds": 1.0})
+
+    resumed = TrainingClock(now=now)
+    resumed.load_state_dict(first.state_dict())
+    now.set(500.0)  # the crash and the restart took a while: not training time
+    resumed.start()
+    assert resumed.seconds == 3.0
+    now.set(501.5)
+    assert resumed.tick() == 4.5
+    # Inside a process group the loop hands every rank rank 0's reading.
+    now.set(502.0)
+    assert resumed.tick(agree=lambda mine: 42.0) == 42.0 and resumed.seconds == 42.0
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="seconds"):
+            TrainingClock().load_state_dict({"seconds": bad})
+
+
+def _budgeted(model: GPT, cfg: TrainConfig, now: _FakeNow, budget: float) -> torch.optim.Optimizer:
+    settings = OptimizerSettings(schedule="wsd", warmdown_frac=0.5, time_budget_s=budget)
+    return make_optimizer(model, cfg, settings, TrainingClock(now=now))
+
+
+def test_train_stops_after_the_step_that_spends_the_budget() -> None:
+    cfg = TrainConfig(steps=1000, batch_size=8, seq_len=SEQ, warmup_steps=1, log_every=100)
+    model = _model()
+    optimizer = _budgeted(model, cfg, _FakeNow(per_read=1.0), budget=5.0)  # every step takes 1 s
+    ends: list[int] = []
+    logs, _ = train(model, _sampler(), cfg, optimizer=optimizer, on_step_end=lambda done, _opt: ends.append(done))
+    assert ends == [1, 2, 3, 4, 5]
+    assert [log.step for log in logs] == [0, 4]  # the last step is logged though 4 % log_every != 0
+    assert logs[-1].lr < logs[0].lr  # the warmdown ran by time, not by the 1000 steps
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_budgeted_training_resumes_with_the_time_left_and_the_same_schedule() -> None:
+    cfg = TrainConfig(steps=1000, batch_size=8, seq_len=SEQ, warmup_steps=1, log_every=1)
+    straight_model = _model()
+    straight, _ = train(straight_model, _sampler(), cfg, optimizer=_budgeted(straight_model, cfg, _FakeNow(per_read=1.0), 8.0))
+    assert len(straight) == 8
+
+    model, sampler = _model(), _sampler()
+    optimizer = _budgeted(model, cfg, _FakeNow(per_read=1.0), 8.0)
+    saved: dict = {}
+
+    def save_then_stop(done: int, opt: torch.optim.Optimizer) -> None:
+        if done == 3:
+            buffer = io.BytesIO()
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buffer)
+            saved.update(bytes=buffer.getvalue(), sampler=sampler.state_dict(),
+                         clock=opt.lr_schedule.clock.state_dict())  # type: ignore[attr-defined]
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(model, sampler, cfg, optimizer=optimizer, on_step_end=save_then_stop)
+    assert saved["clock"] == {"seconds": 3.0}
+
+    fresh = _model(seed=9)
+    fresh_opt = _budgeted(fresh, cfg, _FakeNow(start=1e6, per_read=1.0), 8.0)
+    state = torch.load(io.BytesIO(saved["bytes"]), weights_only=True)
+    fresh.load_state_dict(state["model"])
+    fresh_opt.load_state_dict(state["opt"])
+    fresh_opt.lr_schedule.clock.load_state_dict(saved["clock"])  # type: ignore[attr-defined]
+    fresh_sampler = _sampler()
+    fresh_sampler.load_state_dict(saved["sampler"])
+    resumed, _ = train(fresh, fresh_sampler, cfg, optimizer=fresh_opt, start_step=3)
+
+    assert [log.step for log in resumed] == [3, 4, 5, 6, 7]  # 5 s were left of 8
+    assert [(log.loss, log.lr) for log in resumed] == [(log.loss, log.lr) for log in straight[3:]]
+    for (name, a), (_, b) in zip(straight_model.state_dict().items(), fresh.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    # A clock resumed with the budget already spent trains no step at all.
+    spent = _budgeted(fresh, cfg, _FakeNow(per_read=1.0), 8.0)
+    spent.lr_schedule.clock.load_state_dict({"seconds": 8.0})  # type: ignore[attr-defined]
+    assert train(fresh, fresh_sampler, cfg, optimizer=spent, start_step=8) == ([], spent)
+
+
+def test_train_refuses_a_clock_other_than_the_schedules() -> None:
+    cfg = TrainConfig(steps=2, batch_size=8, seq_len=SEQ)
+    model = _model()
+    optimizer = _budgeted(model, cfg, _FakeNow(), 5.0)
+    with pytest.raises(ValueError, match="same TrainingClock"):
+        train(model, _sampler(), cfg, optimizer=optimizer, clock=TrainingClock())

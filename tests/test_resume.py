@@ -197,14 +197,15 @@ def test_stage_nan_names_step_and_last_good_checkpoint(workdir: Path, monkeypatc
 
 _SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import json, sys, time
     from pathlib import Path
     from llmforge.config import PretrainConfig
     from tasks.train import pretrain as pretrain_stage
 
     root, resume, delay = Path(sys.argv[1]), sys.argv[2] == "1", float(sys.argv[3])
-    cfg = PretrainConfig(n_layer=1, n_head=2, n_embd=32, seq_len=16, batch_size=4, steps=24, warmup_steps=2,
-              log_every=1, device="cpu", checkpoint_every=4)
+    settings = dict(n_layer=1, n_head=2, n_embd=32, seq_len=16, batch_size=4, steps=24, warmup_steps=2,
+                    log_every=1, device="cpu", checkpoint_every=4)
+    cfg = PretrainConfig(**{**settings, **json.loads(sys.argv[4])})
     # Sleeping in the log callback slows the run down enough to be killed mid-way;
     # it runs outside the numerics, so it cannot change the result.
     pretrain_stage.pretrain(root / "tokens", root / "tokenizer" / "tokenizer.json",
@@ -214,9 +215,10 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-def _spawn(root: Path, resume: bool, delay: float) -> subprocess.Popen[bytes]:
+def _spawn(root: Path, resume: bool, delay: float, **overrides: Any) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "2", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.Popen([sys.executable, "-c", _SCRIPT, str(root), "1" if resume else "0", str(delay)],
+    args = [str(root), "1" if resume else "0", str(delay), json.dumps(overrides)]
+    return subprocess.Popen([sys.executable, "-c", _SCRIPT, *args],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -225,12 +227,10 @@ def _finish(proc: subprocess.Popen[bytes]) -> None:
     assert proc.returncode == 0, out.decode(errors="replace")
 
 
-@pytest.mark.slow
-def test_sigkilled_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
-    straight_root, killed_root = _workdir(tmp_path / "straight"), _workdir(tmp_path / "killed")
-    straight = _spawn(straight_root, resume=False, delay=0.0)  # runs alongside the one we kill
-    victim = _spawn(killed_root, resume=False, delay=0.15)
-    state_file = killed_root / "checkpoints" / "base.train" / "state.json"
+def _kill_after_first_save(root: Path, **overrides: Any) -> int:
+    """Start a slowed-down run, SIGKILL it once its first training state is on disk; returns that state's step."""
+    victim = _spawn(root, resume=False, delay=0.15, **overrides)
+    state_file = root / "checkpoints" / "base.train" / "state.json"
     deadline = time.monotonic() + 60
     while not state_file.exists():
         assert victim.poll() is None, "the run ended before its first checkpoint"
@@ -241,19 +241,41 @@ def test_sigkilled_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     assert victim.returncode == -signal.SIGKILL
     saved_step = json.loads(state_file.read_text())["step"]
     assert 0 < saved_step < 24
-    assert not (killed_root / "checkpoints" / "base").exists()  # killed before the end
+    assert not (root / "checkpoints" / "base").exists()  # killed before the end
+    return saved_step
 
-    resumed = _spawn(killed_root, resume=True, delay=0.0)
-    _finish(resumed)
-    _finish(straight)
 
+def _assert_same_run(straight_root: Path, resumed_root: Path, saved_step: int) -> None:
     a = json.loads((straight_root / "checkpoints" / "base" / "state.json").read_text())
-    b = json.loads((killed_root / "checkpoints" / "base" / "state.json").read_text())
+    b = json.loads((resumed_root / "checkpoints" / "base" / "state.json").read_text())
     assert b["metrics"]["resumed_from_step"] == saved_step
     assert [(h["step"], h["loss"]) for h in a["history"]] == [(h["step"], h["loss"]) for h in b["history"]]
     wa = load_file(straight_root / "checkpoints" / "base" / "model.safetensors")
-    wb = load_file(killed_root / "checkpoints" / "base" / "model.safetensors")
+    wb = load_file(resumed_root / "checkpoints" / "base" / "model.safetensors")
     assert wa.keys() == wb.keys()
     for name in wa:
         assert torch.equal(wa[name], wb[name]), name
 
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    straight_root, killed_root = _workdir(tmp_path / "straight"), _workdir(tmp_path / "killed")
+    straight = _spawn(straight_root, resume=False, delay=0.0)  # runs alongside the one we kill
+    saved_step = _kill_after_first_save(killed_root)
+    _finish(_spawn(killed_root, resume=True, delay=0.0))
+    _finish(straight)
+    _assert_same_run(straight_root, killed_root, saved_step)
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_from_a_save_by_time(tmp_path: Path) -> None:
+    # No saves by steps: the only state before the end is the one written after 0.3 s of training.
+    by_time = {"checkpoint_every": 0, "checkpoint_every_seconds": 0.3}
+    straight_root, killed_root = _workdir(tmp_path / "straight"), _workdir(tmp_path / "killed")
+    straight = _spawn(straight_root, resume=False, delay=0.0, checkpoint_every=0, checkpoint_every_seconds=0)
+    saved_step = _kill_after_first_save(killed_root, **by_time)
+    state = json.loads((killed_root / "checkpoints" / "base.train" / "state.json").read_text())
+    assert state["train_seconds"] >= 0.3
+    _finish(_spawn(killed_root, resume=True, delay=0.0, **by_time))
+    _finish(straight)
+    _assert_same_run(straight_root, killed_root, saved_step)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,13 +17,22 @@ import torch
 from llmforge import atomic
 from llmforge.config import PretrainConfig
 from model import distributed
-from model.checkpoint import load_training_state, read_training_state, save_checkpoint, save_training_state
+from model.checkpoint import (
+    load_training_state,
+    read_training_state,
+    recover_interrupted_save,
+    save_checkpoint,
+    save_training_state,
+)
 from model.gpt import GPT, GPTConfig
+from model.optim import OptimizerSettings, TrainingClock
 from model.packed_loader import PackedLoader
 from model.tokenizer import BpeTokenizer
 from model.train import BatchSampler, StepLog, TrainConfig, make_optimizer, pack_documents, train
 from tasks.train.evaluate import bits_per_byte, token_byte_lengths
 from tasks.tokenize.stage import read_token_documents
+
+log = logging.getLogger(__name__)
 
 Sampler = BatchSampler | PackedLoader
 
@@ -49,10 +59,19 @@ def train_config(config: PretrainConfig) -> TrainConfig:
     )
 
 
+def optimizer_settings(config: PretrainConfig) -> OptimizerSettings | None:
+    """None (AdamW, cosine by steps) unless the run has a time budget: then AdamW with a wsd schedule by time."""
+    if config.time_budget_s is None:
+        return None
+    return OptimizerSettings(schedule="wsd", time_budget_s=config.time_budget_s)
+
+
 # Fields that change how a run is executed or logged but not the weights it
 # produces, so they may differ between an interrupted run and its resumption.
 # nproc may change too when total_batch_tokens is fixed: the steps see the same windows.
-RESUME_FREE_FIELDS = frozenset({"device", "log_every", "checkpoint_every", "compile", "nproc"})
+RESUME_FREE_FIELDS = frozenset(
+    {"device", "log_every", "checkpoint_every", "checkpoint_every_seconds", "compile", "nproc"}
+)
 
 
 def training_state_dir(checkpoint_dir: Path) -> Path:
@@ -77,7 +96,10 @@ def check_resumable(state: dict[str, Any], config: PretrainConfig, vocab_size: i
     saved = state.get("pretrain_config")
     if not isinstance(saved, dict):
         raise ValueError(f"training state {path} has no 'pretrain_config' object")
-    saved_view = {k: v for k, v in saved.items() if k not in RESUME_FREE_FIELDS}
+    # A setting added after the state was saved had its default then (new settings
+    # default to the old behaviour), so an older state still resumes.
+    defaults = PretrainConfig.model_construct().model_dump(mode="json")
+    saved_view = {k: v for k, v in {**defaults, **saved}.items() if k not in RESUME_FREE_FIELDS}
     current = resume_view(config)
     diffs = [
         f"{key}: saved {saved_view.get(key, '<absent>')!r}, now {current.get(key, '<absent>')!r}"
@@ -144,7 +166,12 @@ def make_sampler(split_dir: Path, config: PretrainConfig, world: distributed.Dis
 
 @dataclass
 class PretrainRun:
-    """A pretraining run between optimizer steps: what its resumable state holds, and where that is saved."""
+    """A pretraining run between optimizer steps: what its resumable state holds, and where that is saved.
+
+    The state is saved every `checkpoint_every` steps, after every `checkpoint_every_seconds`
+    of training and at the end. Time is the run's `TrainingClock`, which the training loop
+    ticks with rank 0's reading on every rank, so all ranks take the same decisions.
+    """
 
     config: PretrainConfig
     vocab_size: int
@@ -153,13 +180,16 @@ class PretrainRun:
     model: GPT
     sampler: Sampler
     optimizer: torch.optim.Optimizer
+    clock: TrainingClock
     on_log: Callable[[StepLog], None] | None = None
     history: list[StepLog] = field(default_factory=list)
     start_step: int = 0
+    steps_done: int = 0
     last_saved_step: int | None = None
+    last_saved_seconds: float = 0.0  # the clock's seconds at the last save (or the start)
 
     def resume(self) -> None:
-        """Load the saved state in place: weights, optimizer moments, RNG, sampler position and history."""
+        """Load the saved state in place: weights, optimizer moments, RNG, sampler position, clock and history."""
         saved = load_training_state(self.state_dir, self.model, self.optimizer)
         try:
             self.sampler.load_state_dict(saved["sampler"])
@@ -170,7 +200,13 @@ class PretrainRun:
         if self.sampler.steps_done != saved["step"]:
             raise ValueError(f"training state {self.state_dir} is inconsistent: step {saved['step']}, "
                              f"sampler at step {self.sampler.steps_done}")
-        self.start_step = self.last_saved_step = saved["step"]
+        try:
+            # States saved before the clock was recorded resume with none spent: their runs had no time budget.
+            self.clock.load_state_dict({"seconds": saved.get("train_seconds", 0.0)})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"training state {self.state_dir} has no valid train_seconds: {exc}") from exc
+        self.start_step = self.steps_done = self.last_saved_step = saved["step"]
+        self.last_saved_seconds = self.clock.seconds
         self.history = [StepLog(**h) for h in saved.get("history", [])]
 
     def record(self, entry: StepLog) -> None:
@@ -178,13 +214,28 @@ class PretrainRun:
         if self.on_log is not None:
             self.on_log(entry)
 
+    def budget_spent(self) -> bool:
+        return self.config.time_budget_s is not None and self.clock.seconds >= self.config.time_budget_s
+
+    def save_due(self, steps_done: int) -> bool:
+        """Whether a periodic save falls after this step; the same answer on every rank."""
+        if steps_done >= self.config.steps or self.budget_spent():
+            return False  # the run ends here, and its end state is saved anyway
+        every, every_s = self.config.checkpoint_every, self.config.checkpoint_every_seconds
+        by_steps = every > 0 and steps_done % every == 0
+        by_time = every_s > 0 and self.clock.seconds - self.last_saved_seconds >= every_s
+        return by_steps or by_time
+
     def after_step(self, steps_done: int, optimizer: torch.optim.Optimizer) -> None:
-        every = self.config.checkpoint_every
-        if every > 0 and steps_done % every == 0 and steps_done < self.config.steps:
+        self.steps_done = steps_done
+        if self.save_due(steps_done):
             self.save_state(steps_done, optimizer)
 
     def save_state(self, steps_done: int, optimizer: torch.optim.Optimizer) -> None:
+        # Every rank keeps the bookkeeping, so the next decision is the same everywhere.
+        self.last_saved_seconds = self.clock.seconds
         if not self.is_main:
+            self.last_saved_step = steps_done
             return  # ranks hold identical weights and optimizer state; one writer suffices
         # A step's update can turn weights non-finite before any loss shows it;
         # saving them would make the "last good checkpoint" a bad one.
@@ -199,6 +250,7 @@ class PretrainRun:
             "tokenizer_vocab_size": self.vocab_size,
             "pretrain_config": self.config.model_dump(mode="json"),
             "history": [vars(h) for h in self.history],
+            "train_seconds": self.clock.seconds,
         })
         self.last_saved_step = steps_done
 
@@ -207,7 +259,7 @@ class PretrainRun:
         started = time.perf_counter()
         try:
             train(self.model, self.sampler, tcfg, device=device, on_log=self.record, start_step=self.start_step,
-                  optimizer=self.optimizer, on_step_end=self.after_step)
+                  optimizer=self.optimizer, on_step_end=self.after_step, clock=self.clock)
         except FloatingPointError as exc:
             where = (
                 f"last good checkpoint: {self.state_dir} (step {self.last_saved_step}); "
@@ -222,13 +274,14 @@ def start_run(
     tokens_dir: Path, vocab_size: int, state_dir: Path, config: PretrainConfig, tcfg: TrainConfig, device: str,
     on_log: Callable[[StepLog], None] | None,
 ) -> PretrainRun:
-    """A freshly initialised model (seeded by the config), its sampler and optimizer."""
+    """A freshly initialised model (seeded by the config), its sampler, optimizer and clock."""
     world = distributed.current()
     torch.manual_seed(config.seed)
     model = GPT(model_config(config, vocab_size)).to(device)
     sampler = make_sampler(tokens_dir / "train", config, world, tcfg.grad_accum_steps)
-    return PretrainRun(config, vocab_size, state_dir, world.is_main, model, sampler, make_optimizer(model, tcfg),
-                       on_log)
+    clock = TrainingClock()
+    optimizer = make_optimizer(model, tcfg, optimizer_settings(config), clock)
+    return PretrainRun(config, vocab_size, state_dir, world.is_main, model, sampler, optimizer, clock, on_log)
 
 
 def run_metrics(run: PretrainRun, train_tokens: int, grad_accum_steps: int, seconds: float, device: str) -> dict[str, Any]:
@@ -237,18 +290,21 @@ def run_metrics(run: PretrainRun, train_tokens: int, grad_accum_steps: int, seco
     metrics: dict[str, Any] = {
         "parameters": run.model.num_parameters(),
         "train_tokens_available": train_tokens,
-        "steps": config.steps,
-        "tokens_seen": config.steps * tokens_per_step,
+        "steps": run.steps_done,
+        "tokens_seen": run.steps_done * tokens_per_step,
         "tokens_per_step": tokens_per_step,
         "processes": world_size,
         "grad_accum_steps": grad_accum_steps,
         "initial_loss": round(run.history[0].loss, 4),
         "final_loss": round(run.history[-1].loss, 4),
-        "tokens_per_s": round((config.steps - run.start_step) * tokens_per_step / seconds, 1),
+        "tokens_per_s": round((run.steps_done - run.start_step) * tokens_per_step / seconds, 1),
         "train_seconds": round(seconds, 2),
         "device": device,
         "resumed_from_step": run.start_step,
     }
+    if config.time_budget_s is not None:
+        metrics["time_budget_s"] = config.time_budget_s
+        metrics["budget_seconds_spent"] = round(run.clock.seconds, 2)  # over all segments of a resumed run
     if isinstance(run.sampler, PackedLoader):
         metrics["packing"] = run.sampler.rows.stats.as_dict()
     return metrics
@@ -280,12 +336,14 @@ def pretrain(
 ) -> dict[str, Any]:
     """Train a GPT from scratch on the train token shards and save it as the base checkpoint.
 
-    Every `checkpoint_every` steps (0: only at the end) the full training state
-    is saved to `<checkpoint_dir>.train/`; with `resume=True` the run continues
-    from there and ends with the same weights as an uninterrupted run.
+    The full training state is saved to `<checkpoint_dir>.train/` every `checkpoint_every`
+    steps, after every `checkpoint_every_seconds` of training and at the end; with
+    `resume=True` the run continues from there and ends with the same weights as an
+    uninterrupted run (a time-budgeted run trains for the time its budget has left).
     """
     tokenizer = BpeTokenizer.from_file(tokenizer_path)
     state_dir = training_state_dir(checkpoint_dir)
+    recovered = recover_state_dir(state_dir)
     if resume:
         # Check the settings before reading shards or building anything, so a
         # mismatch fails fast and nothing is trained on a wrong basis.
@@ -302,8 +360,10 @@ def pretrain(
     seconds = run.run_steps(tcfg, device)
     # The end state is saved even when it coincides with a periodic one, so a
     # resume after a crash while writing the base checkpoint has nothing left to redo.
-    run.save_state(config.steps, run.optimizer)
+    run.save_state(run.steps_done, run.optimizer)
     metrics = run_metrics(run, train_tokens, tcfg.grad_accum_steps, seconds, device)
+    if recovered:
+        metrics["interrupted_save_cleanup"] = recovered
     val_dir = Path(tokens_dir) / "val"
     if run.is_main and config.final_eval_tokens > 0 and any(val_dir.glob("*.parquet")):
         metrics.update(validation_scores(run.model, val_dir, tokenizer, config.final_eval_tokens))
@@ -315,10 +375,19 @@ def pretrain(
     return result
 
 
+def recover_state_dir(state_dir: Path) -> list[str]:
+    """Rank 0 tidies what a kill during a save left (see `recover_interrupted_save`) before any rank reads the state."""
+    notes = recover_interrupted_save(state_dir) if distributed.current().is_main else []
+    for note in notes:
+        log.warning("pretrain: %s", note)
+    distributed.barrier()
+    return notes
+
+
 def save_base_checkpoint(checkpoint_dir: Path, run: PretrainRun, result: dict[str, Any]) -> None:
     save_checkpoint(checkpoint_dir, run.model.cpu(), {
         "stage": "base",
-        "step": run.config.steps,
+        "step": run.steps_done,
         "tokenizer_vocab_size": run.vocab_size,
         "pretrain_config": run.config.model_dump(mode="json"),
         "history": result["history"],
