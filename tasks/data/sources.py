@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,6 @@ from llmforge.config import DataConfig
 from llmforge.fingerprint import file_record
 
 WARC_SUFFIXES = (".warc", ".warc.gz")
-_CRAWL_ID = re.compile(r"^CC-MAIN-\d{4}-\d{2}$")
 
 
 class SourceError(RuntimeError):
@@ -71,8 +69,12 @@ def check_source(config: DataConfig) -> None:
     if config.source == "sample":
         return
     if config.source.startswith("cc:"):
-        if not _CRAWL_ID.match(config.source[3:]):
-            raise SourceError(f"not a Common Crawl crawl id: {config.source[3:]!r} (expected CC-MAIN-YYYY-WW)")
+        from tasks.data.common_crawl import InvalidCrawlIdError, check_crawl_id
+
+        try:
+            check_crawl_id(config.source[3:])
+        except InvalidCrawlIdError as err:
+            raise SourceError(str(err)) from err
         return
     resolve_local(config.source)
 
