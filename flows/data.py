@@ -15,8 +15,9 @@ from llmforge.config import DataConfig
 from llmforge.manifest import StageRun
 from tasks.data import report as data_report
 from tasks.data import stage as data_stage
-from tasks.data.shards import Shard, file_digests, plan_shards
-from tasks.data.sources import resolve_source
+from tasks.data.duplicates import Duplicates, find_duplicates
+from tasks.data.shards import Shard, distinct_files, file_digests, plan_shards
+from tasks.data.sources import resolve_source, source_names
 from tasks.data.stats import build_stats
 
 
@@ -26,13 +27,13 @@ def process_shard_task(shard: Shard, config: DataConfig, data_dir: str, code_dig
 
 
 @task(name="deduplicate", cache_policy=NO_CACHE)
-def find_duplicates_task(data_dir: str, shard_keys: list[str], config: DataConfig) -> dict[str, dict[str, str]]:
-    return data_stage.find_duplicates(data_dir, shard_keys, config)
+def find_duplicates_task(data_dir: str, shard_keys: list[str], config: DataConfig) -> Duplicates:
+    return find_duplicates(data_dir, shard_keys, config)
 
 
 @task(name="write-documents", cache_policy=NO_CACHE)
 def finalize_shard_task(
-    data_dir: str, shard_key: str, duplicates: dict[str, dict[str, str]], config: DataConfig, out_dirs: dict[str, str]
+    data_dir: str, shard_key: str, duplicates: Duplicates, config: DataConfig, out_dirs: dict[str, str]
 ) -> dict[str, int]:
     return data_stage.finalize_shard(data_dir, shard_key, duplicates, config, out_dirs)
 
@@ -43,6 +44,16 @@ def process_shards_flow(
 ) -> list[dict[str, Any]]:
     futures = [process_shard_task.submit(shard, config, data_dir, code_digest) for shard in shards]
     return [future.result() for future in futures]
+
+
+def plan(config: DataConfig, workdir: Path) -> tuple[list[Shard], dict[str, str]]:
+    """The shards to process, and {file: file kept} for the files whose content an earlier file has."""
+    files = resolve_source(config, workdir)
+    digests = file_digests(files)
+    names = source_names(config, workdir, files)
+    distinct, copies = distinct_files(files, digests)
+    shards = plan_shards(distinct, config.records_per_shard, digests, config.max_records_per_file, names)
+    return shards, {names[copy]: names[kept] for copy, kept in copies.items()}
 
 
 @flow(name="data", log_prints=True)
@@ -56,8 +67,7 @@ def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), 
     code_digest = stage.inputs["code"]["source_sha256"]
 
     with stage.time("plan"):
-        files = resolve_source(config, Path(workdir))
-        shards = plan_shards(files, config.records_per_shard, file_digests(files), config.max_records_per_file)
+        shards, duplicate_files = plan(config, Path(workdir))
     with stage.time("read_extract_filter"):
         runner = shard_runner(config.task_runner, config.max_workers, config.dask_address)
         summaries = process_shards_flow.with_options(task_runner=runner)(shards, config, str(data_dir), code_digest)
@@ -68,7 +78,7 @@ def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), 
         out_dirs = data_stage.fresh_output_dirs(data_dir, ("documents", "removed", "errors"))
         finals = [finalize_shard_task(str(data_dir), key, duplicates, config, out_dirs) for key in keys]
         data_stage.publish_outputs(data_dir, out_dirs)
-        stats = build_stats(summaries, finals)
+        stats = build_stats(summaries, finals, duplicate_files)
         atomic.write_json(stage.path("stats"), stats)
     accelerator = data_stage.accelerator_use(summaries)
     for note in data_stage.inactive_accelerator_notes(accelerator):

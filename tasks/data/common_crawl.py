@@ -388,6 +388,11 @@ def verify_warc_gz(path: Path) -> int:
 # --- a crawl ------------------------------------------------------------------------------------------------------
 
 
+def cached_listing(cache_dir: Path, crawl_id: str, base_url: str) -> list[str]:
+    """The crawl-relative paths of the crawl's WARC files, from the listing `fetch_crawl` cached."""
+    return _read_listing(Path(cache_dir) / crawl_id / "warc.paths.gz", listing_url(crawl_id, base_url))
+
+
 def _local_names(paths: list[str], url: str) -> list[str]:
     names = [Path(p).name for p in paths]
     if len(set(names)) != len(names):

@@ -66,7 +66,8 @@ def removed_examples(data_dir: Path, per_filter: int = EXAMPLES_PER_FILTER) -> s
 
 
 def per_file_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per input file: every response record is kept, removed or an error."""
+    """One row per input file: every response record is kept, removed or an error; a copy of
+    another file (not read) gets a row that says so."""
     rows = []
     for name, entry in stats["per_file"].items():
         errors = {k: v for k, v in entry["errors"].items() if k != "damaged_file"}
@@ -82,4 +83,7 @@ def per_file_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
                 "damaged": entry["damaged"] or "",
             }
         )
-    return rows
+    for name, kept in stats.get("duplicate_files", {}).items():
+        blank = dict.fromkeys(("records", "responses", "html", "kept", "removed", "errors"), "")
+        rows.append({"file": f"{name} (same content as {kept}: not read)", **blank, "damaged": ""})
+    return sorted(rows, key=lambda row: row["file"])
