@@ -29,6 +29,11 @@ from llmforge.stages import STAGES, StageSpec
 MANIFEST_VERSION = 1
 
 
+class IncompleteStage(RuntimeError):
+    """A stage published what it could but part of its work failed; no manifest marks it up to date,
+    so the next run does it again (reusing the parts that succeeded). The message is one line."""
+
+
 def read_manifest(workdir: Path, stage: str) -> dict[str, Any] | None:
     path = Path(workdir) / STAGES[stage].manifest
     if not path.is_file():
@@ -181,6 +186,10 @@ class StageRun:
         self.freshness, self.inputs, self.previous = check_freshness(self.spec, self.workdir, config)
         self.force = force
         self.timings: dict[str, float] = {}
+
+    def invalidate(self) -> None:
+        """Remove the previous manifest: the outputs are about to change, and it describes the old ones."""
+        (self.workdir / self.spec.manifest).unlink(missing_ok=True)
 
     @property
     def up_to_date(self) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from tasks.data.shard_failure import SHARD_FAILED
 from tasks.data.steps import STEP_ERROR
 
 EXAMPLES_PER_FILTER = 3
@@ -33,7 +34,10 @@ def funnel_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     # Step errors are documents a step failed on: they leave in that step's funnel row, not at the reader.
     for reason, count in sorted(stats["errors"].items()):
-        if reason != STEP_ERROR:
+        if reason == SHARD_FAILED:
+            rows.append({"step": "records of failed shards (stats: failed_shards)", "removed": count, "remaining": "",
+                         "of html": ""})
+        elif reason != STEP_ERROR:
             rows.append({"step": f"reader: {reason}", "removed": count, "remaining": "", "of html": ""})
     rows.append({"step": "HTML documents", "removed": "", "remaining": html, "of html": "100.0%"})
     for entry in stats["funnel"][1:]:

@@ -3,13 +3,15 @@
 Plain functions; `flows/data.py` wraps them in Prefect tasks. A shard is one WARC
 file or a record range of one (`tasks.data.shards`). Shard results are staged under
 `data/_work/` with a completion marker carrying a fingerprint of the shard's input
-and the config, so a stage killed half-way re-uses the shards it finished.
+and the config, so a stage killed half-way re-uses the shards it finished, and a
+shard that crashed (`tasks.data.shard_failure`) is the only one the next run redoes.
 The global dedup step is `tasks.data.duplicates`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from collections import Counter
@@ -27,11 +29,24 @@ from tasks.data import recipe
 from tasks.data.duplicates import DUPLICATE_RECORD, Duplicates
 from tasks.data.recipe import DEDUP_FILTERS
 from tasks.data.schemas import CANDIDATE_SCHEMA, DOCUMENT_SCHEMA, ERROR_SCHEMA, REMOVED_SCHEMA
+from tasks.data.shard_failure import record_failed_shard
 from tasks.data.shards import STAGED_KINDS, Shard, shard_fingerprint, staging_paths
 from tasks.data.steps import Document, FilterBook, Outcome, run_steps
 
 if TYPE_CHECKING:
     from tasks.data.warc_reader import ReadStats
+
+log = logging.getLogger(__name__)
+
+
+def run_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: str) -> dict[str, Any]:
+    """process_shard, with a shard that crashes recorded as failed (`tasks.data.shard_failure`)
+    so that the other shards still make it to the outputs."""
+    try:
+        return process_shard(shard, config, data_dir, code_digest)
+    except Exception as err:  # anything that escapes the per-document isolation fails this shard only
+        log.exception("shard %s (%s) failed", shard.key, shard.name)
+        return record_failed_shard(shard, err, data_dir)
 
 
 def process_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: str) -> dict[str, Any]:

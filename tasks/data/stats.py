@@ -1,14 +1,16 @@
 """stats.json of the data stage: the funnel, per input file and in total.
 
 Every response record ends up kept, removed by one filter, or an error (a record the
-reader skipped, or a document a step failed on):
+reader skipped, a document a step failed on, or a record of a shard that failed):
 kept + removed + errors = responses, for each input file. Files are named by their
 path relative to the source root.
 
 Keys that only appear when there is something to say, so a clean run's stats stay as
 they were: ``duplicate_files`` ({file: file kept} for files whose content equals an
 earlier file's: those were not read, so they have no ``per_file`` entry and count in no
-total), and the ``duplicate_record`` filter (a record id already seen).
+total), ``failed_shards`` (file, record range, error, and the shard's response count,
+None where even the reader could not get through it: then its file's counts are
+partial), and the ``duplicate_record`` filter (a record id already seen).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from tasks.data.duplicates import DUPLICATE_RECORD, SAME_RECORD_ID
 from tasks.data.recipe import DEDUP_FILTERS, DEDUP_REASONS, FILTER_ORDER, FUNNEL_STEPS
+from tasks.data.shard_failure import failed_shards
 from tasks.data.steps import STEP_ERROR
 
 _TOTALS = ("records", "responses", "html", "extracted", "replaced_chars")
@@ -113,8 +116,10 @@ def build_stats(
     removed_totals = {name: removed.get(name, 0) for name in FILTER_ORDER}
     if removed.get(DUPLICATE_RECORD):
         removed_totals[DUPLICATE_RECORD] = removed[DUPLICATE_RECORD]
+    failed = failed_shards(summaries)
     return {
         **({"duplicate_files": dict(sorted(duplicate_files.items()))} if duplicate_files else {}),
+        **({"failed_shards": failed} if failed else {}),
         "records": total["records"],
         "responses": total["responses"],
         "html": total["html"],
