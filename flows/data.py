@@ -79,15 +79,16 @@ def _publish_artifacts(workdir: str, data_dir: Path, stats: dict[str, Any]) -> N
 @flow(name="data", log_prints=True)
 def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), force: bool = False) -> dict[str, Any]:
     """Read WARC records → extract → filter → deduplicate → anonymise → Parquet documents."""
-    stage = StageRun("data", workdir, config, force)
-    if stage.up_to_date:
-        return stage.skipped()
-    return _run(stage, workdir, config)
+    with StageRun("data", workdir, config, force) as stage:
+        if stage.up_to_date:
+            return stage.skipped()
+        return _run(stage, workdir, config)
 
 
 def _run(stage: StageRun, workdir: str, config: DataConfig) -> dict[str, Any]:
     data_dir = Path(workdir) / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    atomic.remove_paths(atomic.leftovers_within(data_dir / "_work"))  # an interrupted run's, under the lock
     code_digest = stage.inputs["code"]["source_sha256"]
 
     with stage.time("plan"):
