@@ -8,33 +8,43 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 
 from flows.common import artifact_key, shard_runner
 from llmforge import atomic
 from llmforge.config import DataConfig
-from llmforge.manifest import StageRun
+from llmforge.manifest import IncompleteStage, StageRun
 from tasks.data import report as data_report
 from tasks.data import stage as data_stage
-from tasks.data.shards import Shard, file_digests, plan_shards
-from tasks.data.sources import resolve_source
+from tasks.data.duplicates import Duplicates, find_duplicates
+from tasks.data.shard_failure import incomplete_message, record_failed_shard
+from tasks.data.shards import Shard, distinct_files, file_digests, plan_shards
+from tasks.data.sources import resolve_source, source_names
 from tasks.data.stats import build_stats
 
 
 @task(name="read-extract-filter", cache_policy=NO_CACHE)
 def process_shard_task(shard: Shard, config: DataConfig, data_dir: str, code_digest: str) -> dict[str, Any]:
-    return data_stage.process_shard(shard, config, data_dir, code_digest)
+    return data_stage.run_shard(shard, config, data_dir, code_digest)
 
 
 @task(name="deduplicate", cache_policy=NO_CACHE)
-def find_duplicates_task(data_dir: str, shard_keys: list[str], config: DataConfig) -> dict[str, dict[str, str]]:
-    return data_stage.find_duplicates(data_dir, shard_keys, config)
+def find_duplicates_task(data_dir: str, shard_keys: list[str], config: DataConfig) -> Duplicates:
+    return find_duplicates(data_dir, shard_keys, config)
 
 
 @task(name="write-documents", cache_policy=NO_CACHE)
 def finalize_shard_task(
-    data_dir: str, shard_key: str, duplicates: dict[str, dict[str, str]], config: DataConfig, out_dirs: dict[str, str]
+    data_dir: str, shard_key: str, duplicates: Duplicates, config: DataConfig, out_dirs: dict[str, str]
 ) -> dict[str, int]:
     return data_stage.finalize_shard(data_dir, shard_key, duplicates, config, out_dirs)
+
+
+def _shard_result(future: PrefectFuture, shard: Shard, data_dir: str) -> dict[str, Any]:
+    try:
+        return future.result()
+    except Exception as err:  # noqa: BLE001 - the task itself died (e.g. its worker process): this shard failed
+        return record_failed_shard(shard, err, data_dir)
 
 
 @flow(name="data-shards")
@@ -42,22 +52,47 @@ def process_shards_flow(
     shards: list[Shard], config: DataConfig, data_dir: str, code_digest: str
 ) -> list[dict[str, Any]]:
     futures = [process_shard_task.submit(shard, config, data_dir, code_digest) for shard in shards]
-    return [future.result() for future in futures]
+    return [_shard_result(future, shard, data_dir) for future, shard in zip(futures, shards)]
+
+
+def plan(config: DataConfig, workdir: Path) -> tuple[list[Shard], dict[str, str]]:
+    """The shards to process, and {file: file kept} for the files whose content an earlier file has."""
+    files = resolve_source(config, workdir)
+    digests = file_digests(files)
+    names = source_names(config, workdir, files)
+    distinct, copies = distinct_files(files, digests)
+    shards = plan_shards(distinct, config.records_per_shard, digests, config.max_records_per_file, names)
+    return shards, {names[copy]: names[kept] for copy, kept in copies.items()}
+
+
+def _publish_artifacts(workdir: str, data_dir: Path, stats: dict[str, Any]) -> None:
+    create_table_artifact(
+        key=artifact_key(workdir, "data-funnel"), table=data_report.funnel_rows(stats), description=data_report.funnel_title(stats)
+    )
+    create_table_artifact(
+        key=artifact_key(workdir, "data-per-file"), table=data_report.per_file_rows(stats),
+        description="kept + removed + errors = response records, per input file",
+    )
+    create_markdown_artifact(key=artifact_key(workdir, "data-removed-examples"), markdown=data_report.removed_examples(data_dir))
 
 
 @flow(name="data", log_prints=True)
 def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), force: bool = False) -> dict[str, Any]:
     """Read WARC records → extract → filter → deduplicate → anonymise → Parquet documents."""
-    stage = StageRun("data", workdir, config, force)
-    if stage.up_to_date:
-        return stage.skipped()
+    with StageRun("data", workdir, config, force) as stage:
+        if stage.up_to_date:
+            return stage.skipped()
+        return _run(stage, workdir, config)
+
+
+def _run(stage: StageRun, workdir: str, config: DataConfig) -> dict[str, Any]:
     data_dir = Path(workdir) / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    atomic.remove_paths(atomic.leftovers_within(data_dir / "_work"))  # an interrupted run's, under the lock
     code_digest = stage.inputs["code"]["source_sha256"]
 
     with stage.time("plan"):
-        files = resolve_source(config, Path(workdir))
-        shards = plan_shards(files, config.records_per_shard, file_digests(files), config.max_records_per_file)
+        shards, duplicate_files = plan(config, Path(workdir))
     with stage.time("read_extract_filter"):
         runner = shard_runner(config.task_runner, config.max_workers, config.dask_address)
         summaries = process_shards_flow.with_options(task_runner=runner)(shards, config, str(data_dir), code_digest)
@@ -67,21 +102,18 @@ def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), 
     with stage.time("write"):
         out_dirs = data_stage.fresh_output_dirs(data_dir, ("documents", "removed", "errors"))
         finals = [finalize_shard_task(str(data_dir), key, duplicates, config, out_dirs) for key in keys]
+        stage.invalidate()
         data_stage.publish_outputs(data_dir, out_dirs)
-        stats = build_stats(summaries, finals)
+        stats = build_stats(summaries, finals, duplicate_files)
         atomic.write_json(stage.path("stats"), stats)
     accelerator = data_stage.accelerator_use(summaries)
     for note in data_stage.inactive_accelerator_notes(accelerator):
         print(f"warning: {note}")
+    _publish_artifacts(workdir, data_dir, stats)
+    incomplete = incomplete_message(summaries)
+    if incomplete:
+        raise IncompleteStage(incomplete)  # after publishing: the shards that succeeded are not lost
 
-    create_table_artifact(
-        key=artifact_key(workdir, "data-funnel"), table=data_report.funnel_rows(stats), description=data_report.funnel_title(stats)
-    )
-    create_table_artifact(
-        key=artifact_key(workdir, "data-per-file"), table=data_report.per_file_rows(stats),
-        description="kept + removed + errors = response records, per input file",
-    )
-    create_markdown_artifact(key=artifact_key(workdir, "data-removed-examples"), markdown=data_report.removed_examples(data_dir))
     counts = {k: stats[k] for k in ("records", "responses", "html", "extracted", "kept", "accounted", "per_file")}
     metrics = {
         "documents": stats["kept"],

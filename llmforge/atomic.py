@@ -1,13 +1,16 @@
 """Atomic writes: a crash never leaves a half-written file that looks complete.
 
 Everything is written to a temporary name in the destination's own directory
-(same filesystem, so the final `os.replace` is atomic) and renamed last.
+(same filesystem, so the final `os.replace` is atomic) and renamed last. A process
+killed mid-write leaves its temporary names behind: `leftovers_beside` and
+`leftovers_within` find them, for the next run of the stage that owns them to remove.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -94,3 +97,40 @@ def replace_directory(source: Path, destination: Path) -> None:
     else:
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, destination)
+
+
+# The temporary names of an interrupted write, after ".<destination name>.": "new-*" (temp_dir_beside),
+# "old-*" (replace_directory's trash), "tmp-*" (model checkpoints' folders), "<random>.tmp" (atomic_path).
+_LEFTOVER_REST = re.compile(r"(?:new-|old-|tmp-)[^./]*|[^./]+\.tmp")
+_LEFTOVER_NAME = re.compile(r"\..+\.(?:" + _LEFTOVER_REST.pattern + ")")
+
+
+def leftovers_beside(destination: Path) -> list[Path]:
+    """Temporary files and folders of interrupted writes of `destination`, beside it."""
+    destination = Path(destination)
+    prefix = f".{destination.name}."
+    if not destination.parent.is_dir():
+        return []
+    return sorted(
+        path for path in destination.parent.iterdir()
+        if path.name.startswith(prefix) and _LEFTOVER_REST.fullmatch(path.name[len(prefix):])
+    )
+
+
+def leftovers_within(directory: Path) -> list[Path]:
+    """Temporary files and folders of interrupted writes anywhere under `directory`."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(directory):
+        for name in files + dirs:
+            if _LEFTOVER_NAME.fullmatch(name):
+                found.append(Path(root) / name)
+        dirs[:] = [name for name in dirs if not _LEFTOVER_NAME.fullmatch(name)]  # removed whole
+    return sorted(found)
+
+
+def remove_paths(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

@@ -7,26 +7,39 @@ assets it reads, upstream runs and their outputs, extra inputs such as source
 files) fingerprints the same as what it consumed last time. Each run gets a fresh
 `run_id`; downstream stages record the run they consumed, so a forced upstream
 re-run makes its dependents stale even when its output came out byte-identical.
+
+A stage run holds its stage's lock on the work directory from start to end
+(`llmforge.workdir_lock`), and removes what interrupted runs left beside and inside
+its outputs before it looks at them.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import platform
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from llmforge import __version__, atomic
 from llmforge.config import Section
 from llmforge.fingerprint import content_digest, fingerprint_files, library_versions, sha256_json, source_digest
 from llmforge.stages import STAGES, StageSpec
+from llmforge.workdir_lock import StageLock
 
 MANIFEST_VERSION = 1
+
+log = logging.getLogger(__name__)
+
+
+class IncompleteStage(RuntimeError):
+    """A stage published what it could but part of its work failed; no manifest marks it up to date,
+    so the next run does it again (reusing the parts that succeeded). The message is one line."""
 
 
 def read_manifest(workdir: Path, stage: str) -> dict[str, Any] | None:
@@ -169,18 +182,59 @@ def outcome(spec: StageSpec, workdir: Path, status: str, manifest: dict[str, Any
     }
 
 
+def stage_leftovers(spec: StageSpec, workdir: Path) -> list[Path]:
+    """Temporary files and folders that interrupted writes of the stage's outputs left behind."""
+    found: list[Path] = []
+    for rel in (*spec.outputs.values(), spec.manifest):
+        path = workdir / rel
+        found += atomic.leftovers_beside(path)
+        if path.is_dir():
+            found += atomic.leftovers_within(path)
+    return found
+
+
 class StageRun:
-    """One invocation of a stage: decides whether to skip, and records the manifest when done."""
+    """One invocation of a stage: takes the stage's lock on the work directory, decides whether
+    to skip, and records the manifest when done. The lock is released by `finish`, `skipped`,
+    `release` or the end of a `with` block, and by the kernel when the process ends."""
 
     def __init__(self, name: str, workdir: str | Path, config: Section, force: bool = False):
         self.spec = STAGES[name]
         self.workdir = Path(workdir)
         self.config = config
-        self.started = time.perf_counter()
-        self.started_at = datetime.now(timezone.utc).isoformat()
-        self.freshness, self.inputs, self.previous = check_freshness(self.spec, self.workdir, config)
+        self.lock = StageLock.acquire(self.workdir, name)
+        try:
+            self.started = time.perf_counter()
+            self.started_at = datetime.now(timezone.utc).isoformat()
+            self._remove_leftovers()
+            self.freshness, self.inputs, self.previous = check_freshness(self.spec, self.workdir, config)
+        except BaseException:
+            self.lock.release()
+            raise
         self.force = force
         self.timings: dict[str, float] = {}
+
+    def _remove_leftovers(self) -> None:
+        # Under the lock, so they are an interrupted run's, never a live one's.
+        leftovers = stage_leftovers(self.spec, self.workdir)
+        if leftovers:
+            names = ", ".join(str(p.relative_to(self.workdir)) for p in leftovers[:3])
+            more = f" and {len(leftovers) - 3} more" if len(leftovers) > 3 else ""
+            log.warning("%s: removing what an interrupted run left behind: %s%s", self.spec.name, names, more)
+            atomic.remove_paths(leftovers)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def invalidate(self) -> None:
+        """Remove the previous manifest: the outputs are about to change, and it describes the old ones."""
+        (self.workdir / self.spec.manifest).unlink(missing_ok=True)
 
     @property
     def up_to_date(self) -> bool:
@@ -190,6 +244,7 @@ class StageRun:
         return self.workdir / self.spec.outputs[output]
 
     def skipped(self) -> dict[str, Any]:
+        self.release()
         return outcome(self.spec, self.workdir, "skipped", self.previous or {})
 
     def time(self, step: str) -> "_Timer":
@@ -218,6 +273,7 @@ class StageRun:
             "host": {"python": platform.python_version(), "machine": platform.machine()},
         }
         atomic.write_json(self.workdir / self.spec.manifest, manifest)
+        self.release()
         return outcome(self.spec, self.workdir, "ran", manifest)
 
 

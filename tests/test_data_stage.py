@@ -124,9 +124,14 @@ def test_a_common_crawl_source_over_a_faulty_network_gives_the_same_documents_as
         assert sum(r.status == 503 for r in server.requests) == len(paths), "every file met a 503 first"
     from_disk = data_flow(workdir=str(tmp_path / "disk"), config=DataConfig(source=str(local), max_workers=2))
     assert remote["status"] == from_disk["status"] == "ran"
-    columns = ["id", "url", "text", "source_file"]
+    columns = ["id", "url", "text", "record_index"]
     assert _rows(tmp_path / "remote" / "data" / "documents", columns) == _rows(tmp_path / "disk" / "data" / "documents", columns)
     assert remote["metrics"]["documents"] == from_disk["metrics"]["documents"] > 0
+    # A crawl's files are named by their path in the crawl, local files by their path under the folder given.
+    remote_names = {r["source_file"] for r in _rows(tmp_path / "remote" / "data" / "documents", ["source_file"])}
+    disk_names = {r["source_file"] for r in _rows(tmp_path / "disk" / "data" / "documents", ["source_file"])}
+    assert remote_names <= set(paths) and disk_names <= set(names)
+    assert {Path(name).name for name in remote_names} == disk_names
 
 
 def test_text_filters_run_in_batches_without_changing_any_output(shared_data, tmp_path, monkeypatch):

@@ -45,3 +45,14 @@ def test_unreachable_common_crawl_host_is_a_clear_error(tmp_path: Path) -> None:
 def test_malformed_crawl_id_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="not a Common Crawl crawl id"):
         fetch_common_crawl("CC-2024", DataConfig(), tmp_path)
+
+
+def test_a_crawl_id_of_the_right_shape_is_told_what_is_wrong_with_it() -> None:
+    from tasks.data.sources import check_source
+
+    with pytest.raises(SourceError) as raised:
+        check_source(DataConfig(source="cc:CC-MAIN-9999-99"))
+    assert str(raised.value) == "not a Common Crawl crawl id: 'CC-MAIN-9999-99' has week 99, but a crawl's week is 01 to 53"
+    with pytest.raises(SourceError, match=r"expected CC-MAIN-YYYY-WW"):
+        check_source(DataConfig(source="cc:CC-2024"))
+    check_source(DataConfig(source="cc:CC-MAIN-2024-22"))

@@ -114,9 +114,14 @@ class _Transfer:
 def check_crawl_id(crawl_id: str) -> str:
     """Return `crawl_id` if it names a crawl (CC-MAIN-YYYY-WW), else raise InvalidCrawlIdError."""
     match = _CRAWL_ID.match(crawl_id) if isinstance(crawl_id, str) else None
-    if not match or not 1 <= int(match.group(2)) <= 53:
+    if not match:
         raise InvalidCrawlIdError(
             f"not a Common Crawl crawl id: {crawl_id!r} (expected CC-MAIN-YYYY-WW, e.g. CC-MAIN-2024-22)"
+        )
+    if not 1 <= int(match.group(2)) <= 53:
+        # The shape is right: say what is wrong with it rather than repeat the shape.
+        raise InvalidCrawlIdError(
+            f"not a Common Crawl crawl id: {crawl_id!r} has week {match.group(2)}, but a crawl's week is 01 to 53"
         )
     return crawl_id
 
@@ -381,6 +386,11 @@ def verify_warc_gz(path: Path) -> int:
 
 
 # --- a crawl ------------------------------------------------------------------------------------------------------
+
+
+def cached_listing(cache_dir: Path, crawl_id: str, base_url: str) -> list[str]:
+    """The crawl-relative paths of the crawl's WARC files, from the listing `fetch_crawl` cached."""
+    return _read_listing(Path(cache_dir) / crawl_id / "warc.paths.gz", listing_url(crawl_id, base_url))
 
 
 def _local_names(paths: list[str], url: str) -> list[str]:

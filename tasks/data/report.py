@@ -7,6 +7,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from tasks.data.shard_failure import SHARD_FAILED
 from tasks.data.steps import STEP_ERROR
 
 EXAMPLES_PER_FILTER = 3
@@ -33,7 +34,10 @@ def funnel_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     # Step errors are documents a step failed on: they leave in that step's funnel row, not at the reader.
     for reason, count in sorted(stats["errors"].items()):
-        if reason != STEP_ERROR:
+        if reason == SHARD_FAILED:
+            rows.append({"step": "records of failed shards (stats: failed_shards)", "removed": count, "remaining": "",
+                         "of html": ""})
+        elif reason != STEP_ERROR:
             rows.append({"step": f"reader: {reason}", "removed": count, "remaining": "", "of html": ""})
     rows.append({"step": "HTML documents", "removed": "", "remaining": html, "of html": "100.0%"})
     for entry in stats["funnel"][1:]:
@@ -66,7 +70,8 @@ def removed_examples(data_dir: Path, per_filter: int = EXAMPLES_PER_FILTER) -> s
 
 
 def per_file_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per input file: every response record is kept, removed or an error."""
+    """One row per input file: every response record is kept, removed or an error; a copy of
+    another file (not read) gets a row that says so."""
     rows = []
     for name, entry in stats["per_file"].items():
         errors = {k: v for k, v in entry["errors"].items() if k != "damaged_file"}
@@ -82,4 +87,7 @@ def per_file_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
                 "damaged": entry["damaged"] or "",
             }
         )
-    return rows
+    for name, kept in stats.get("duplicate_files", {}).items():
+        blank = dict.fromkeys(("records", "responses", "html", "kept", "removed", "errors"), "")
+        rows.append({"file": f"{name} (same content as {kept}: not read)", **blank, "damaged": ""})
+    return sorted(rows, key=lambda row: row["file"])

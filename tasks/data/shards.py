@@ -14,6 +14,7 @@ from llmforge.fingerprint import sha256_json
 class Shard:
     index: int
     path: str
+    name: str  # the file's name in the outputs: its path relative to the source root
     start: int = 0
     stop: int | None = None
     input_sha256: str = ""
@@ -29,21 +30,47 @@ def file_digests(files: Iterable[Path]) -> dict[str, str]:
     return {str(path): sha256_file(path) for path in files}
 
 
+def distinct_files(files: list[Path], fingerprints: dict[str, str]) -> tuple[list[Path], dict[str, str]]:
+    """The files to read, each content once, and {path: path kept} for the others.
+
+    A copy of a file under another name or in another folder (common in download
+    folders) would give every record twice; the first of equal files in the order of
+    `files` is read, the others are reported and skipped.
+    """
+    first_with: dict[str, Path] = {}
+    distinct: list[Path] = []
+    copies: dict[str, str] = {}
+    for path in files:
+        kept = first_with.setdefault(fingerprints[str(path)], path)
+        if kept is path:
+            distinct.append(path)
+        else:
+            copies[str(path)] = str(kept)
+    return distinct, copies
+
+
 def plan_shards(
-    files: list[Path], records_per_shard: int, fingerprints: dict[str, str], max_records_per_file: int | None = None
+    files: list[Path],
+    records_per_shard: int,
+    fingerprints: dict[str, str],
+    max_records_per_file: int | None = None,
+    names: dict[str, str] | None = None,
 ) -> list[Shard]:
     """One shard per file, or per `records_per_shard` records of a file; optionally only a file's first records.
 
     A file's last shard stays open-ended (stop=None) when it reads to the end, so
-    damage at the end of the file is reported by exactly one shard.
+    damage at the end of the file is reported by exactly one shard. `names`: each
+    file's name in the outputs (`tasks.data.sources.source_names`); without it, files
+    are named by their base names, as files given one by one are.
     """
     from tasks.data.warc_reader import count_records
 
     shards: list[Shard] = []
     for path in files:
         digest = fingerprints[str(path)]
+        name = names[str(path)] if names is not None else path.name
         if records_per_shard <= 0:
-            shards.append(Shard(len(shards), str(path), 0, max_records_per_file, digest))
+            shards.append(Shard(len(shards), str(path), name, 0, max_records_per_file, digest))
             continue
         total = count_records(path)
         end = total if max_records_per_file is None else min(total, max_records_per_file)
@@ -51,7 +78,7 @@ def plan_shards(
             stop: int | None = start + records_per_shard
             if stop >= end:
                 stop = None if end == total else end
-            shards.append(Shard(len(shards), str(path), start, stop, digest))
+            shards.append(Shard(len(shards), str(path), name, start, stop, digest))
     return shards
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import glob
-import re
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ from llmforge.config import DataConfig
 from llmforge.fingerprint import file_record
 
 WARC_SUFFIXES = (".warc", ".warc.gz")
-_CRAWL_ID = re.compile(r"^CC-MAIN-\d{4}-\d{2}$")
+_GLOB_CHARS = "*?["
 
 
 class SourceError(RuntimeError):
@@ -26,10 +26,14 @@ def sample_dir(workdir: Path) -> Path:
     return Path(workdir) / "sample"
 
 
+def _is_glob(source: str) -> bool:
+    return any(ch in source for ch in _GLOB_CHARS)
+
+
 def resolve_local(source: str) -> list[Path]:
     """A WARC file, a directory of them (searched recursively), or a glob, as a sorted file list."""
     path = Path(source).expanduser()
-    if any(ch in source for ch in "*?["):
+    if _is_glob(source):
         files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if _is_warc(Path(p)))
         if not files:
             raise SourceError(f"no .warc or .warc.gz files match {source!r}")
@@ -71,8 +75,12 @@ def check_source(config: DataConfig) -> None:
     if config.source == "sample":
         return
     if config.source.startswith("cc:"):
-        if not _CRAWL_ID.match(config.source[3:]):
-            raise SourceError(f"not a Common Crawl crawl id: {config.source[3:]!r} (expected CC-MAIN-YYYY-WW)")
+        from tasks.data.common_crawl import InvalidCrawlIdError, check_crawl_id
+
+        try:
+            check_crawl_id(config.source[3:])
+        except InvalidCrawlIdError as err:
+            raise SourceError(str(err)) from err
         return
     resolve_local(config.source)
 
@@ -85,8 +93,47 @@ def resolve_source(config: DataConfig, workdir: Path) -> list[Path]:
         corpus = write_sample(sample_dir(workdir), seed=config.sample_seed, pages=config.sample_pages)
         return [corpus.warc_path]
     if config.source.startswith("cc:"):
-        return fetch_common_crawl(config.source[3:], config, Path(workdir) / "cache" / "common-crawl")
+        return fetch_common_crawl(config.source[3:], config, _crawl_cache(workdir))
     return resolve_local(config.source)
+
+
+def _crawl_cache(workdir: Path) -> Path:
+    return Path(workdir) / "cache" / "common-crawl"
+
+
+def _local_root(source: str) -> Path:
+    """What a local source's file names are relative to: the directory given, the fixed
+    leading folders of a glob, or a single file's own folder."""
+    path = Path(source).expanduser()
+    if _is_glob(source):
+        fixed = []
+        for part in path.parts[:-1]:  # the last part names files, even when it has no wildcard
+            if _is_glob(part):
+                break
+            fixed.append(part)
+        return Path(*fixed) if fixed else Path(".")
+    return path if path.is_dir() else path.parent
+
+
+def _crawl_names(config: DataConfig, workdir: Path, files: list[Path]) -> dict[str, str]:
+    """A crawl's files by their path in the crawl (crawl-data/CC-MAIN-.../warc/NAME.warc.gz): the
+    cache keeps only the file name, which the listing makes unique within the crawl."""
+    from tasks.data.common_crawl import cached_listing
+
+    listed = {Path(p).name: p for p in cached_listing(_crawl_cache(workdir), config.source[3:], config.cc_base_url)}
+    return {str(path): listed[path.name] for path in files}
+
+
+def source_names(config: DataConfig, workdir: Path, files: list[Path]) -> dict[str, str]:
+    """Each file's name in the outputs (`source_file`, per-file statistics, error rows): its path
+    relative to the source root, so files of one name in two folders stay apart. A flat folder's
+    files, a single file and the sample are named by their base names."""
+    if config.source.startswith("cc:"):
+        return _crawl_names(config, workdir, files)
+    if config.source == "sample":
+        return {str(path): path.name for path in files}
+    root = _local_root(config.source)
+    return {str(path): Path(os.path.relpath(path, root)).as_posix() for path in files}
 
 
 def describe_source_inputs(workdir: Path, config: DataConfig, known: dict[str, Any] | None) -> dict[str, Any]:

@@ -3,16 +3,19 @@
 Plain functions; `flows/data.py` wraps them in Prefect tasks. A shard is one WARC
 file or a record range of one (`tasks.data.shards`). Shard results are staged under
 `data/_work/` with a completion marker carrying a fingerprint of the shard's input
-and the config, so a stage killed half-way re-uses the shards it finished.
+and the config, so a stage killed half-way re-uses the shards it finished, and a
+shard that crashed (`tasks.data.shard_failure`) is the only one the next run redoes.
+The global dedup step is `tasks.data.duplicates`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,13 +26,27 @@ import pyarrow.parquet as pq
 from llmforge import atomic
 from llmforge.config import DataConfig
 from tasks.data import recipe
-from tasks.data.recipe import DEDUP_FILTERS, DEDUP_REASONS
+from tasks.data.duplicates import DUPLICATE_RECORD, Duplicates
+from tasks.data.recipe import DEDUP_FILTERS
 from tasks.data.schemas import CANDIDATE_SCHEMA, DOCUMENT_SCHEMA, ERROR_SCHEMA, REMOVED_SCHEMA
+from tasks.data.shard_failure import record_failed_shard
 from tasks.data.shards import STAGED_KINDS, Shard, shard_fingerprint, staging_paths
 from tasks.data.steps import Document, FilterBook, Outcome, run_steps
 
 if TYPE_CHECKING:
     from tasks.data.warc_reader import ReadStats
+
+log = logging.getLogger(__name__)
+
+
+def run_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: str) -> dict[str, Any]:
+    """process_shard, with a shard that crashes recorded as failed (`tasks.data.shard_failure`)
+    so that the other shards still make it to the outputs."""
+    try:
+        return process_shard(shard, config, data_dir, code_digest)
+    except Exception as err:  # anything that escapes the per-document isolation fails this shard only
+        log.exception("shard %s (%s) failed", shard.key, shard.name)
+        return record_failed_shard(shard, err, data_dir)
 
 
 def process_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: str) -> dict[str, Any]:
@@ -72,18 +89,17 @@ def _documents(shard: Shard, stats: ReadStats, rows: _ShardRows) -> Iterator[Doc
     """The shard's HTML responses as documents, one at a time; the reader's skips go to the errors."""
     from tasks.data.warc_reader import HtmlDocument, iter_warc
 
-    source_name = Path(shard.path).name
     for position, item in enumerate(iter_warc(shard.path, shard.start, shard.stop, stats=stats)):
         if not isinstance(item, HtmlDocument):
             rows.errors.append((position, {
                 "id": item.id, "url": item.url, "reason": item.reason, "detail": item.detail,
-                "source_file": source_name, "record_index": item.record_index,
+                "source_file": shard.name, "record_index": item.record_index,
             }))
             continue
         rows.replaced_chars += item.replaced_chars
         row = {
             "id": item.id, "url": item.url, "text": "", "crawl_date": item.crawl_date, "language": None,
-            "language_score": None, "source_file": source_name, "record_index": item.record_index,
+            "language_score": None, "source_file": shard.name, "record_index": item.record_index,
         }
         yield Document(position, row, item.html)
 
@@ -106,7 +122,7 @@ def _process(shard: Shard, config: DataConfig, paths: dict[str, Path], fingerpri
     atomic.write_parquet(paths["errors"], pa.Table.from_pylist(errors, schema=ERROR_SCHEMA))
     summary = {
         "shard": shard.key,
-        "source_file": Path(shard.path).name,
+        "source_file": shard.name,
         "source_path": shard.path,
         "range": [shard.start, shard.stop],
         "records": stats.records,
@@ -150,47 +166,8 @@ def inactive_accelerator_notes(use: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def _read_candidates(data_dir: str, shard_keys: list[str], columns: list[str]) -> Iterator[pa.Table]:
-    for key in shard_keys:
-        yield pq.read_table(staging_paths(Path(data_dir), key)["candidates"], columns=columns)
-
-
-def find_duplicates(data_dir: str, shard_keys: list[str], config: DataConfig) -> dict[str, dict[str, str]]:
-    """Global dedup over every shard's candidates, in shard order.
-
-    Returns {filter: {duplicate id: kept id}}: exact duplicates first, then MinHash
-    clusters among what is left. Documents are named by id, never by position.
-    """
-    from tasks.data.dedup import candidate_ids, cluster_by_bands, exact_dedup
-
-    ids: list[str] = []
-    keys: list[str] = []
-    bands: list[list[int] | None] = []
-    for table in _read_candidates(data_dir, shard_keys, ["id", "dedup_key", "minhash_bands"]):
-        ids += table.column("id").to_pylist()
-        keys += table.column("dedup_key").to_pylist()
-        bands += table.column("minhash_bands").to_pylist()
-    exact = exact_dedup(zip(ids, keys)) if config.dedup.exact else {}
-    near: dict[str, str] = {}
-    if config.dedup.minhash:
-        remaining = [(i, b) for i, b in zip(ids, bands) if i not in exact]
-        verify = _verifier(data_dir, shard_keys, candidate_ids(remaining), config) if config.dedup.verify else None
-        near = cluster_by_bands(remaining, verify=verify)
-    return {"exact_dedup": exact, "minhash": near}
-
-
-def _verifier(data_dir: str, shard_keys: list[str], wanted: set[str], config: DataConfig) -> Callable[[str, str], bool]:
-    """Exact-Jaccard check of candidate pairs; reads the texts of candidate documents only."""
-    from tasks.data.dedup import jaccard_verifier
-
-    texts: dict[str, str] = {}
-    for table in _read_candidates(data_dir, shard_keys, ["id", "text"]):
-        texts.update((i, t) for i, t in zip(table.column("id").to_pylist(), table.column("text").to_pylist()) if i in wanted)
-    return jaccard_verifier(texts, config.dedup.verify_threshold, config.dedup.n_grams)
-
-
 def finalize_shard(
-    data_dir: str, shard_key: str, duplicates: dict[str, dict[str, str]], config: DataConfig, out_dirs: dict[str, str]
+    data_dir: str, shard_key: str, duplicates: Duplicates, config: DataConfig, out_dirs: dict[str, str]
 ) -> dict[str, int]:
     """Write one shard's final documents (duplicates removed, PII anonymised), removals and errors."""
     from tasks.data.pii import anonymize_pii
@@ -204,11 +181,10 @@ def finalize_shard(
     for row in candidates:
         row.pop("dedup_key")
         row.pop("minhash_bands")
-        found = next(((name, dups[row["id"]]) for name, dups in duplicates.items() if row["id"] in dups), None)
-        if found:
-            name, original = found
-            dropped[name] += 1
-            removed.append({**row, "filter": name, "reason": DEDUP_REASONS[name], "duplicate_of": original})
+        removal = duplicates.of(shard_key, row["record_index"])
+        if removal:
+            dropped[removal.filter] += 1
+            removed.append({**row, "filter": removal.filter, "reason": removal.reason, "duplicate_of": removal.duplicate_of})
             continue
         if config.pii.enabled:
             row["text"], count = anonymize_pii(row["text"], config.pii)
@@ -218,7 +194,8 @@ def finalize_shard(
     atomic.write_parquet(Path(out_dirs["documents"]) / name, pa.Table.from_pylist(kept, schema=DOCUMENT_SCHEMA))
     atomic.write_parquet(Path(out_dirs["removed"]) / name, pa.Table.from_pylist(removed, schema=REMOVED_SCHEMA))
     shutil.copyfile(staged["errors"], Path(out_dirs["errors"]) / name)
-    return {"kept": len(kept), "pii_replacements": pii_replacements, **{name: dropped[name] for name in DEDUP_FILTERS}}
+    counts = {name: dropped[name] for name in (DUPLICATE_RECORD, *DEDUP_FILTERS)}
+    return {"kept": len(kept), "pii_replacements": pii_replacements, **counts}
 
 
 def fresh_output_dirs(data_dir: Path, names: Iterable[str]) -> dict[str, str]:

@@ -1,8 +1,16 @@
 """stats.json of the data stage: the funnel, per input file and in total.
 
 Every response record ends up kept, removed by one filter, or an error (a record the
-reader skipped, or a document a step failed on): kept + removed + errors = responses,
-for each input file.
+reader skipped, a document a step failed on, or a record of a shard that failed):
+kept + removed + errors = responses, for each input file. Files are named by their
+path relative to the source root.
+
+Keys that only appear when there is something to say, so a clean run's stats stay as
+they were: ``duplicate_files`` ({file: file kept} for files whose content equals an
+earlier file's: those were not read, so they have no ``per_file`` entry and count in no
+total), ``failed_shards`` (file, record range, error, and the shard's response count,
+None where even the reader could not get through it: then its file's counts are
+partial), and the ``duplicate_record`` filter (a record id already seen).
 """
 
 from __future__ import annotations
@@ -10,7 +18,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
+from tasks.data.duplicates import DUPLICATE_RECORD, SAME_RECORD_ID
 from tasks.data.recipe import DEDUP_FILTERS, DEDUP_REASONS, FILTER_ORDER, FUNNEL_STEPS
+from tasks.data.shard_failure import failed_shards
 from tasks.data.steps import STEP_ERROR
 
 _TOTALS = ("records", "responses", "html", "extracted", "replaced_chars")
@@ -28,6 +38,8 @@ def _errors_of(summary: dict[str, Any]) -> Counter:
 def _removed_of(summary: dict[str, Any], final: dict[str, int]) -> Counter:
     removed = Counter(summary["filters"]["removed"])
     removed.update({name: final[name] for name in DEDUP_FILTERS})
+    if final[DUPLICATE_RECORD]:
+        removed[DUPLICATE_RECORD] += final[DUPLICATE_RECORD]
     return removed
 
 
@@ -52,19 +64,25 @@ def _reasons(summaries: list[dict[str, Any]], finals: list[dict[str, int]]) -> d
     for summary, final in zip(summaries, finals):
         for name, counter in summary["filters"]["reasons"].items():
             reasons[name].update(counter)
-        for name, reason in DEDUP_REASONS.items():
+        for name, reason in {DUPLICATE_RECORD: SAME_RECORD_ID, **DEDUP_REASONS}.items():
             if final[name]:
                 reasons[name][reason] += final[name]
     return {k: dict(v) for k, v in reasons.items()}
+
+
+# The global step removes repeated record ids before it looks for duplicate texts.
+_GLOBAL_STEPS_AT = FUNNEL_STEPS.index(DEDUP_FILTERS[0])
+_ALL_STEPS = (*FUNNEL_STEPS[:_GLOBAL_STEPS_AT], DUPLICATE_RECORD, *FUNNEL_STEPS[_GLOBAL_STEPS_AT:])
 
 
 def _funnel(html: int, removed: Counter, step_errors: Counter) -> list[dict[str, Any]]:
     """HTML documents, then what is left after each step; a step's failures leave too."""
     funnel: list[dict[str, Any]] = [{"step": "html documents", "count": html}]
     remaining = html
-    for name in FUNNEL_STEPS:
+    shown = {*FILTER_ORDER, *([DUPLICATE_RECORD] if removed.get(DUPLICATE_RECORD) else [])}
+    for name in _ALL_STEPS:
         failed = step_errors.get(name, 0)
-        if name not in FILTER_ORDER and not failed:
+        if name not in shown and not failed:
             continue
         remaining -= removed.get(name, 0) + failed
         entry: dict[str, Any] = {"step": f"after {name}", "removed": removed.get(name, 0), "count": remaining}
@@ -74,8 +92,11 @@ def _funnel(html: int, removed: Counter, step_errors: Counter) -> list[dict[str,
     return funnel
 
 
-def build_stats(summaries: list[dict[str, Any]], finals: list[dict[str, int]]) -> dict[str, Any]:
-    """The funnel: records → HTML → extracted → each filter's removals → dedup → kept, per file and in total."""
+def build_stats(
+    summaries: list[dict[str, Any]], finals: list[dict[str, int]], duplicate_files: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The funnel: records → HTML → extracted → each filter's removals → dedup → kept, per file and in total.
+    ``duplicate_files``: {file: file kept} for the files not read because an earlier one has their content."""
     total: Counter = Counter()
     removed: Counter = Counter()
     errors: Counter = Counter()
@@ -92,14 +113,20 @@ def build_stats(summaries: list[dict[str, Any]], finals: list[dict[str, int]]) -
     # Damaged-file entries are reported but are not response records.
     record_errors = {k: v for k, v in errors.items() if k != "damaged_file"}
     per_file = _per_file(summaries, finals)
+    removed_totals = {name: removed.get(name, 0) for name in FILTER_ORDER}
+    if removed.get(DUPLICATE_RECORD):
+        removed_totals[DUPLICATE_RECORD] = removed[DUPLICATE_RECORD]
+    failed = failed_shards(summaries)
     return {
+        **({"duplicate_files": dict(sorted(duplicate_files.items()))} if duplicate_files else {}),
+        **({"failed_shards": failed} if failed else {}),
         "records": total["records"],
         "responses": total["responses"],
         "html": total["html"],
         "errors": record_errors,
         "damaged_files": {f: e["damaged"] for f, e in per_file.items() if e["damaged"]},
         "extracted": total["extracted"],
-        "removed": {name: removed.get(name, 0) for name in FILTER_ORDER},
+        "removed": removed_totals,
         "removed_reasons": _reasons(summaries, finals),
         "kept": total["kept"],
         "replaced_chars": total["replaced_chars"],
