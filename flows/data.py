@@ -40,11 +40,11 @@ def finalize_shard_task(
     return data_stage.finalize_shard(data_dir, shard_key, duplicates, config, out_dirs)
 
 
-def _shard_result(future: PrefectFuture, shard: Shard, data_dir: str) -> dict[str, Any]:
+def _shard_result(future: PrefectFuture, shard: Shard, data_dir: str, config: DataConfig) -> dict[str, Any]:
     try:
         return future.result()
     except Exception as err:  # noqa: BLE001 - the task itself died (e.g. its worker process): this shard failed
-        return record_failed_shard(shard, err, data_dir)
+        return record_failed_shard(shard, err, data_dir, config.reader)
 
 
 @flow(name="data-shards")
@@ -52,7 +52,7 @@ def process_shards_flow(
     shards: list[Shard], config: DataConfig, data_dir: str, code_digest: str
 ) -> list[dict[str, Any]]:
     futures = [process_shard_task.submit(shard, config, data_dir, code_digest) for shard in shards]
-    return [_shard_result(future, shard, data_dir) for future, shard in zip(futures, shards)]
+    return [_shard_result(future, shard, data_dir, config) for future, shard in zip(futures, shards)]
 
 
 def plan(config: DataConfig, workdir: Path) -> tuple[list[Shard], dict[str, str]]:
@@ -61,7 +61,7 @@ def plan(config: DataConfig, workdir: Path) -> tuple[list[Shard], dict[str, str]
     digests = file_digests(files)
     names = source_names(config, workdir, files)
     distinct, copies = distinct_files(files, digests)
-    shards = plan_shards(distinct, config.records_per_shard, digests, config.max_records_per_file, names)
+    shards = plan_shards(distinct, config.records_per_shard, digests, config.max_records_per_file, names, config.reader)
     return shards, {names[copy]: names[kept] for copy, kept in copies.items()}
 
 

@@ -174,6 +174,22 @@ class PiiConfig(Section):
     ip_replacement: str = "0.0.0.0"
 
 
+class ReaderConfig(Section):
+    """Byte limits of the WARC reader (tasks/data/warc_reader.py). Whatever a file holds, the bytes
+    read for one record stay within about max_header_bytes + 2 x max_payload_bytes; a record over a
+    limit (a decompression bomb, say) is an error row, 'decompression_limit', and reading goes on."""
+
+    max_header_bytes: int = Field(
+        262_144, ge=4_096, le=16_777_216,
+        description="a record's WARC header longer than this is 'decompression_limit' (real ones are under 1 KB)",
+    )
+    max_payload_bytes: int = Field(
+        16_777_216, ge=65_536, le=1_073_741_824,
+        description="an HTML response's HTTP body longer than this, as stored or once decoded, is 'decompression_limit'; "
+        "keep it above extraction.max_html_bytes, so that a large page is that step's 'html_too_large'",
+    )
+
+
 class DataConfig(Section):
     """The data stage: WARC records in, filtered and deduplicated documents out."""
 
@@ -199,6 +215,7 @@ class DataConfig(Section):
     dask_address: str | None = execution_only(
         None, "scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (None with dask: a local cluster)"
     )
+    reader: ReaderConfig = Field(default_factory=ReaderConfig)
     url_filter: UrlFilterConfig = Field(default_factory=UrlFilterConfig)
     extraction: ExtractionConfig = Field(default_factory=ExtractionConfig)
     language: LanguageConfig = Field(default_factory=LanguageConfig)

@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from llmforge import atomic
+from llmforge.config import ReaderConfig
 from tasks.data.schemas import CANDIDATE_SCHEMA, ERROR_SCHEMA, REMOVED_SCHEMA
 from tasks.data.shards import Shard, staging_paths
 from tasks.data.steps import FilterBook
@@ -38,14 +39,14 @@ def failure_detail(error: BaseException) -> str:
     return detail if len(detail) <= MAX_FAILURE_DETAIL else detail[: MAX_FAILURE_DETAIL - 1] + "…"
 
 
-def _error_rows(shard: Shard, detail: str) -> tuple[list[dict[str, Any]], Any, bool]:
+def _error_rows(shard: Shard, detail: str, limits: ReaderConfig | None) -> tuple[list[dict[str, Any]], Any, bool]:
     """One row per response record of the shard, the reader's counts, and whether it read them all."""
     from tasks.data.warc_reader import ReadStats, SkippedRecord, iter_warc
 
     stats = ReadStats()
     rows: list[dict[str, Any]] = []
     try:
-        for item in iter_warc(shard.path, shard.start, shard.stop, stats=stats):
+        for item in iter_warc(shard.path, shard.start, shard.stop, stats=stats, limits=limits):
             damage = isinstance(item, SkippedRecord) and item.reason == "damaged_file"
             rows.append({
                 "id": item.id, "url": item.url, "reason": item.reason if damage else SHARD_FAILED,
@@ -58,14 +59,16 @@ def _error_rows(shard: Shard, detail: str) -> tuple[list[dict[str, Any]], Any, b
     return rows, stats, True
 
 
-def record_failed_shard(shard: Shard, error: BaseException, data_dir: str) -> dict[str, Any]:
+def record_failed_shard(
+    shard: Shard, error: BaseException, data_dir: str, limits: ReaderConfig | None = None
+) -> dict[str, Any]:
     """Stage the failed shard's records as error rows; return its summary (shaped as process_shard's)."""
     started = time.perf_counter()
     detail = failure_detail(error)
     paths = staging_paths(Path(data_dir), shard.key)
     # A worker may have finished the shard before it died: its marker must not vouch for these tables.
     paths["marker"].unlink(missing_ok=True)
-    rows, stats, complete = _error_rows(shard, detail)
+    rows, stats, complete = _error_rows(shard, detail, limits)
     atomic.write_parquet(paths["candidates"], pa.Table.from_pylist([], schema=CANDIDATE_SCHEMA))
     atomic.write_parquet(paths["removed"], pa.Table.from_pylist([], schema=REMOVED_SCHEMA))
     atomic.write_parquet(paths["errors"], pa.Table.from_pylist(rows, schema=ERROR_SCHEMA))

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from llmforge.config import DataConfig
+from llmforge.config import DataConfig, ReaderConfig
 from llmforge.fingerprint import sha256_json
 
 
@@ -55,13 +55,16 @@ def plan_shards(
     fingerprints: dict[str, str],
     max_records_per_file: int | None = None,
     names: dict[str, str] | None = None,
+    reader: ReaderConfig | None = None,
 ) -> list[Shard]:
     """One shard per file, or per `records_per_shard` records of a file; optionally only a file's first records.
 
-    A file's last shard stays open-ended (stop=None) when it reads to the end, so
-    damage at the end of the file is reported by exactly one shard. `names`: each
-    file's name in the outputs (`tasks.data.sources.source_names`); without it, files
-    are named by their base names, as files given one by one are.
+    Records are counted as the reader with the same `reader` limits numbers them, damaged
+    files included, so the shards partition what the reader reads. A file's last shard stays
+    open-ended (stop=None) when it reads to the end, so damage at the end of the file is
+    reported by exactly one shard. `names`: each file's name in the outputs
+    (`tasks.data.sources.source_names`); without it, files are named by their base names,
+    as files given one by one are.
     """
     from tasks.data.warc_reader import count_records
 
@@ -72,7 +75,7 @@ def plan_shards(
         if records_per_shard <= 0:
             shards.append(Shard(len(shards), str(path), name, 0, max_records_per_file, digest))
             continue
-        total = count_records(path)
+        total = count_records(path, reader)
         end = total if max_records_per_file is None else min(total, max_records_per_file)
         for start in range(0, max(end, 1), records_per_shard):
             stop: int | None = start + records_per_shard

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from llmforge import atomic
-from llmforge.config import DataConfig
+from llmforge.config import DataConfig, ReaderConfig
 from tasks.data import recipe
 from tasks.data.duplicates import DUPLICATE_RECORD, Duplicates
 from tasks.data.recipe import DEDUP_FILTERS
@@ -46,7 +46,7 @@ def run_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: str)
         return process_shard(shard, config, data_dir, code_digest)
     except Exception as err:  # anything that escapes the per-document isolation fails this shard only
         log.exception("shard %s (%s) failed", shard.key, shard.name)
-        return record_failed_shard(shard, err, data_dir)
+        return record_failed_shard(shard, err, data_dir, config.reader)
 
 
 def process_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: str) -> dict[str, Any]:
@@ -85,11 +85,11 @@ class _ShardRows:
         return [row for _, row in sorted(rows, key=lambda entry: entry[0])]
 
 
-def _documents(shard: Shard, stats: ReadStats, rows: _ShardRows) -> Iterator[Document]:
+def _documents(shard: Shard, stats: ReadStats, rows: _ShardRows, limits: ReaderConfig) -> Iterator[Document]:
     """The shard's HTML responses as documents, one at a time; the reader's skips go to the errors."""
     from tasks.data.warc_reader import HtmlDocument, iter_warc
 
-    for position, item in enumerate(iter_warc(shard.path, shard.start, shard.stop, stats=stats)):
+    for position, item in enumerate(iter_warc(shard.path, shard.start, shard.stop, stats=stats, limits=limits)):
         if not isinstance(item, HtmlDocument):
             rows.errors.append((position, {
                 "id": item.id, "url": item.url, "reason": item.reason, "detail": item.detail,
@@ -112,7 +112,7 @@ def _process(shard: Shard, config: DataConfig, paths: dict[str, Path], fingerpri
     book = FilterBook()
     stats = ReadStats()
     rows = _ShardRows()
-    for outcome in run_steps(_documents(shard, stats, rows), recipe.shard_steps(config), book):
+    for outcome in run_steps(_documents(shard, stats, rows, config.reader), recipe.shard_steps(config), book):
         rows.add(outcome)
 
     atomic.write_parquet(paths["candidates"], pa.Table.from_pylist(rows.candidates, schema=CANDIDATE_SCHEMA))

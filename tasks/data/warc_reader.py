@@ -11,16 +11,28 @@ counts can be compared with the FineWeb reference:
 
 Where datatrove drops records silently or raises, this reader reports instead:
 every response record in the requested range ends up either as an
-`HtmlDocument` or as a `SkippedRecord` with a reason, so that
+`HtmlDocument` or as a `SkippedRecord` with a reason from `SKIP_REASONS`, so that
 
     stats.responses == stats.html + (sum of stats.skipped except "damaged_file")
 
-holds for any file, damaged or not. A damaged file never raises out of the
-iterator: the records before the damage are kept and the damage is reported.
+holds for any file, damaged or not. A record whose header cannot be read, or
+that has no WARC-Type, counts as a response (it may have been one) under the
+type `unreadable` or `missing_warc_type`. Bytes that belong to no record (a file
+that is not WARC at all, a cut-off end, corrupt gzip data, junk between gzip
+members) are `damaged_file` rows, whose detail starts with one of `DAMAGE_KINDS`.
+
+Whatever the bytes, `iter_warc` never raises once the file is open, and reading
+goes on after a record it cannot read: at the next gzip member of a `.warc.gz`
+(Common Crawl writes one per record), at the next `WARC/1.x` line of a plain
+`.warc`. Memory stays bounded too: headers and HTTP bodies are read within the
+byte limits of `ReaderConfig`, and a record over them (a decompression bomb, say)
+is a `decompression_limit` row whose rest is passed over in bounded steps.
+The parts live in `tasks.data.warc`.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,20 +41,47 @@ from typing import BinaryIO
 
 import cchardet
 import magic
-from warcio.archiveiterator import ArchiveIterator
 from warcio.limitreader import LimitReader
-from warcio.recordloader import ArcWarcRecord
+from warcio.recordloader import ArcWarcRecord, ArcWarcRecordLoader
+
+from llmforge.config import ReaderConfig
+from tasks.data.warc.detail import printable
+from tasks.data.warc.payload import read_body
+from tasks.data.warc.records import (
+    DAMAGE_KINDS,
+    MISSING_TYPE,
+    UNREADABLE,
+    Damage,
+    Record,
+    iter_records,
+)
+from tasks.data.warc.stream import SegmentEnd, open_stream
+
+__all__ = [
+    "DAMAGE_KINDS", "DOCUMENT_RECORD_TYPES", "HTML_MIME_TYPES", "MISSING_TYPE", "SKIP_REASONS", "UNREADABLE",
+    "HtmlDocument", "ReadStats", "SkippedRecord", "count_records", "decode_payload", "iter_warc", "to_encodable",
+]
 
 # The FineWeb recipe wants XHTML too; datatrove's check only lets text/html through.
 HTML_MIME_TYPES: frozenset[str] = frozenset({"text/html", "application/xhtml+xml"})
 DOCUMENT_RECORD_TYPES: frozenset[str] = frozenset({"response", "conversion"})
-SKIP_REASONS: tuple[str, ...] = ("non_html", "decode_error", "truncated", "damaged_file")
+SKIP_REASONS: tuple[str, ...] = (
+    "non_html",  # not an HTML page: the declared (or else sniffed) MIME type says so
+    "decode_error",  # an HTML page whose bytes no charset decodes, or whose HTTP coding is broken
+    "truncated",  # the record's block is shorter than its Content-Length (written short, or the file ends there)
+    "missing_warc_type",  # the header has no WARC-Type: what the record holds is unknown
+    "missing_target_uri",  # a response without WARC-Target-URI: a document needs its URL
+    "bad_header",  # no readable WARC header where a record starts (no version line, no valid Content-Length, ...)
+    "decompression_limit",  # the header or the HTTP body is over ReaderConfig's byte limits; the rest was passed over
+    "corrupt_gzip",  # the gzip member holding the record has corrupt data or a wrong checksum: its bytes are not trusted
+    "damaged_file",  # not a record: bytes that belong to none (the detail starts with one of DAMAGE_KINDS)
+)
 
 # Lone surrogates are the only code points UTF-8 cannot encode; Parquet and every
 # later stage would choke on them, so they are replaced where documents enter.
 _UNENCODABLE = re.compile("[\ud800-\udfff]")
-_READ_CHUNK = 1 << 16
-_MAX_DETAIL = 400
+# Parses a response's HTTP header the way warcio's ArchiveIterator does (no status-line check).
+_HTTP_LOADER = ArcWarcRecordLoader(verify_http=False, arc2warc=False)
 
 
 @dataclass(frozen=True)
@@ -57,21 +96,21 @@ class HtmlDocument:
 
 @dataclass(frozen=True)
 class SkippedRecord:
-    id: str | None
+    id: str | None  # None for damaged_file, and where the header could not be read
     url: str | None
     reason: str  # one of SKIP_REASONS
-    detail: str
+    detail: str  # at most 200 printable characters
     record_index: int
 
 
 @dataclass
 class ReadStats:
     records: int = 0  # every record seen (any type) in the range
-    by_type: dict[str, int] = field(default_factory=dict)
-    responses: int = 0  # response/conversion records in the range
+    by_type: dict[str, int] = field(default_factory=dict)  # WARC-Type, or "unreadable" / "missing_warc_type"
+    responses: int = 0  # response/conversion records in the range, and records of unknown type
     html: int = 0  # yielded HtmlDocuments
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
-    damaged: str | None = None  # description if the file was damaged
+    damaged: str | None = None  # the first damage found, if any
 
     @property
     def accounted_responses(self) -> int:
@@ -80,25 +119,6 @@ class ReadStats:
 
     def _skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
-
-
-class _EndAwareIterator(ArchiveIterator):
-    """An ArchiveIterator that notes, as it closes at the end of the file, whether the
-    gzip stream stopped inside a member: warcio treats a cut-off file as a normal end."""
-
-    ended_inside_gzip_member: bool = False
-    gzipped: bool = False
-
-    def close(self) -> None:
-        reader = getattr(self, "reader", None)
-        decompressor = getattr(reader, "decompressor", None)
-        # warcio drops the decompressor at the first block that is not gzip.
-        self.gzipped = decompressor is not None
-        # An empty file is an empty archive, not a damaged one.
-        consumed = self.fh.tell() > 0
-        if consumed and decompressor is not None and not getattr(decompressor, "eof", True):
-            self.ended_inside_gzip_member = True
-        super().close()
 
 
 def _open_checked(path: Path) -> BinaryIO:
@@ -110,36 +130,10 @@ def _open_checked(path: Path) -> BinaryIO:
         raise type(err)(err.errno, f"cannot open WARC file: {err.strerror}", str(path)) from err
 
 
-def _new_iterator(fh: BinaryIO) -> _EndAwareIterator:
-    return _EndAwareIterator(fh, arc2warc=True)
-
-
-def _header(record: ArcWarcRecord, *names: str) -> str | None:
-    for name in names:
-        value = record.rec_headers.get_header(name)
-        if value is not None:
-            return value
-    return None
-
-
 def _base_mime(value: str) -> str:
     # Some crawlers put parameters in the payload type ("text/html; charset=..."); the
     # comparison is about the media type only.
     return value.split(";", 1)[0].strip().lower()
-
-
-def _drain(record: ArcWarcRecord) -> tuple[int, int | None]:
-    """Read the rest of the record block; return (bytes the block had, bytes it declared).
-
-    warcio stops quietly at the end of the data when a block is shorter than its
-    Content-Length, so the only evidence of a cut-off record is the shortfall.
-    """
-    raw = record.raw_stream
-    while raw.read(_READ_CHUNK):
-        pass
-    if isinstance(raw, LimitReader):
-        return raw.tell(), raw.tell() + raw.limit
-    return 0, None
 
 
 def decode_payload(payload: bytes) -> tuple[str | None, str]:
@@ -175,163 +169,180 @@ def iter_warc(
     start: int = 0,
     stop: int | None = None,
     stats: ReadStats | None = None,
+    limits: ReaderConfig | None = None,
 ) -> Iterator[HtmlDocument | SkippedRecord]:
     """Yield an `HtmlDocument` or a `SkippedRecord` for every response record with
     `start <= index < stop` (indices count ALL records of the file, from 0).
 
     Ranges `[0, k)` and `[k, None)` partition a file's records. Damage found at
-    position `n` (the index the next record would have had) is reported by the
-    range that contains `n`, or by the open-ended last range; give the last
-    shard `stop=None` so a damaged tail is always reported.
+    position `n` (the index the next record would have had; its row's
+    record_index) is reported by the range that contains `n`, or by the
+    open-ended last range, except that damage cutting record `i` short goes
+    with record `i`. Give the last shard `stop=None` so a damaged tail is
+    always reported.
 
     Raises `FileNotFoundError`/`OSError` naming the file immediately (not at the
-    first `next()`), and `ValueError` for an invalid range.
+    first `next()`), and `ValueError` for an invalid range; nothing after that.
     """
     path = Path(path)
     if start < 0 or (stop is not None and stop < start):
         raise ValueError(f"invalid record range [{start}, {stop}) for {path}")
     fh = _open_checked(path)
-    return _read(fh, start, stop, stats if stats is not None else ReadStats())
+    return _read(fh, start, stop, stats if stats is not None else ReadStats(), limits or ReaderConfig())
 
 
-def _read(fh: BinaryIO, start: int, stop: int | None, stats: ReadStats) -> Iterator[HtmlDocument | SkippedRecord]:
+def _read(
+    fh: BinaryIO, start: int, stop: int | None, stats: ReadStats, limits: ReaderConfig
+) -> Iterator[HtmlDocument | SkippedRecord]:
     with fh:
-        records = _new_iterator(fh)
-        index = 0
-        last_block_short = False  # did the most recent record end before its Content-Length?
-        last_reported_truncated = False  # ... and was that reported as a "truncated" document?
-        while stop is None or index < stop:
-            try:
-                record = next(records)
-            except StopIteration:
-                break
-            except Exception as err:  # noqa: BLE001 - any parse/decompression failure is damage, not a crash
-                if index >= start:
-                    yield _damage(stats, index, f"{type(err).__name__}: {err}".strip() + f" (at record {index})")
-                return
-            in_range = index >= start
-            try:
-                if in_range:
-                    stats.records += 1
-                    stats.by_type[record.rec_type] = stats.by_type.get(record.rec_type, 0) + 1
-                if in_range and record.rec_type in DOCUMENT_RECORD_TYPES:
-                    stats.responses += 1
-                    item = _document(record, index)
-                    if isinstance(item, HtmlDocument):
-                        stats.html += 1
+        events = iter_records(open_stream(fh), limits.max_header_bytes)
+        next_index = 0
+        # The last record reported "truncated" or "corrupt_gzip": the damage that cut it is already reported.
+        reported_damage: int | None = None
+        try:
+            for event in events:
+                if isinstance(event, Damage):
+                    # Damage that cut a record short goes with that record's range.
+                    anchor = event.position if event.cut_record is None else event.cut_record
+                    if stop is not None and anchor >= stop:
+                        return
+                    if anchor < start:
+                        continue
+                    if event.cut_record is not None and event.cut_record == reported_damage:
+                        stats.damaged = stats.damaged or event.detail
                     else:
-                        stats._skip(item.reason)
-                    last_reported_truncated = isinstance(item, SkippedRecord) and item.reason == "truncated"
-                    last_block_short = last_reported_truncated or _drain_short(record)
-                    yield item
-                else:
-                    last_reported_truncated = False
-                    last_block_short = _drain_short(record)
-            except OSError as err:
-                # The payload is read from the same file: a read error there damages the rest.
-                yield _damage(stats, index, f"{type(err).__name__}: {err} (while reading record {index})")
-                return
-            index += 1
-        else:  # the loop reached `stop` (no break): the rest of the file belongs to other shards
-            return
-        if index < start:
-            return
-        # In a gzip file a short last block inside a complete member is a record written
-        # short (reported as "truncated" above), not a file that was cut.
-        if records.ended_inside_gzip_member or (last_block_short and not records.gzipped):
-            where = f"file ends inside record {index - 1}" if index else "file ends inside the first record"
-            if records.ended_inside_gzip_member:
-                where += " (gzip stream cut off)"
-            else:
-                where += " (block shorter than its Content-Length)"
-            if last_reported_truncated:
-                # The truncated record already accounts for the cut; one report is enough.
-                stats.damaged = where
-            else:
-                yield _damage(stats, index, where)
+                        yield _damage(stats, event.detail, event.position)
+                    continue
+                next_index = event.index
+                if stop is not None and event.index >= stop:
+                    return
+                if event.index < start:
+                    continue
+                item = _account(event, stats, limits)
+                next_index = event.index + 1
+                if item is None:
+                    continue
+                if isinstance(item, SkippedRecord) and item.reason in ("truncated", "corrupt_gzip"):
+                    reported_damage = event.index
+                yield item
+        except OSError as err:
+            # The blocks are read from the same file: a read error there damages the rest.
+            if next_index >= start and (stop is None or next_index < stop):
+                yield _damage(stats, f"read_error: {type(err).__name__}: {err} (at record {next_index})", next_index)
 
 
-def _drain_short(record: ArcWarcRecord) -> bool:
-    got, declared = _drain(record)
-    return declared is not None and got < declared
+def _account(record: Record, stats: ReadStats, limits: ReaderConfig) -> HtmlDocument | SkippedRecord | None:
+    """Classify one record in the range, then count it (a read error in between leaves it uncounted)."""
+    item: HtmlDocument | SkippedRecord | None = None
+    if record.problem is not None:
+        item = _skipped(record, record.problem.reason, record.problem.detail)
+    elif record.type_key == MISSING_TYPE:
+        item = _skipped(record, "missing_warc_type", "the record has no WARC-Type header")
+    elif record.type_key in DOCUMENT_RECORD_TYPES:
+        item = _document(record, limits)
+    stats.records += 1
+    stats.by_type[record.type_key] = stats.by_type.get(record.type_key, 0) + 1
+    if item is not None:
+        stats.responses += 1
+        if isinstance(item, HtmlDocument):
+            stats.html += 1
+        else:
+            stats._skip(item.reason)
+    return item
 
 
-def _damage(stats: ReadStats, index: int, detail: str) -> SkippedRecord:
-    # warcio quotes the offending line in its errors; on binary junk that can be huge.
-    if len(detail) > _MAX_DETAIL:
-        detail = detail[: _MAX_DETAIL - 15] + " ...[shortened]"
-    stats.damaged = detail
+def _skipped(record: Record, reason: str, detail: str) -> SkippedRecord:
+    return SkippedRecord(
+        id=record.header("WARC-Record-ID"),
+        url=record.header("WARC-Target-URI"),
+        reason=reason,
+        detail=printable(detail),
+        record_index=record.index,
+    )
+
+
+def _damage(stats: ReadStats, detail: str, position: int) -> SkippedRecord:
+    detail = printable(detail)
+    stats.damaged = stats.damaged or detail
     stats._skip("damaged_file")
-    return SkippedRecord(id=None, url=None, reason="damaged_file", detail=detail, record_index=index)
+    return SkippedRecord(id=None, url=None, reason="damaged_file", detail=detail, record_index=position)
 
 
-def _document(record: ArcWarcRecord, index: int) -> HtmlDocument | SkippedRecord:
-    """Classify one response/conversion record."""
-    record_id = _header(record, "WARC-Record-ID")
-    url = _header(record, "WARC-Target-URI", "uri")
-    date = _header(record, "WARC-Date", "archive-date")
+def _http_record(record: Record, block: bytes) -> ArcWarcRecord:
+    """The record as warcio's ArchiveIterator makes it, over the block bytes in memory."""
+    stream = LimitReader(io.BytesIO(block), record.length)
+    uri = record.header("WARC-Target-URI") or ""
+    http_headers = _HTTP_LOADER.load_http_headers(record.type_key, uri, stream, record.length)
+    content_type = record.header("Content-Type")
+    return ArcWarcRecord("warc", record.type_key, record.headers, stream, http_headers, content_type, record.length)
+
+
+def _sniff(payload: bytes) -> tuple[str, str]:
+    try:
+        return magic.from_buffer(payload, mime=True), "sniffed"
+    except magic.MagicException as err:
+        return "unknown", f"sniffing failed: {err}"
+
+
+def _document(record: Record, limits: ReaderConfig) -> HtmlDocument | SkippedRecord:
+    """Classify one response/conversion record, reading no more of it than the limits allow."""
 
     def skip(reason: str, detail: str) -> SkippedRecord:
-        return SkippedRecord(id=record_id, url=url, reason=reason, detail=detail, record_index=index)
+        return _skipped(record, reason, detail)
 
-    payload: bytes | None = None
-    declared_type = _header(record, "WARC-Identified-Payload-Type")
-    if declared_type is not None:
-        mime, source = _base_mime(declared_type), "WARC-Identified-Payload-Type"
-    else:
-        try:
-            payload = record.content_stream().read()
-        except OSError:
-            raise
-        except Exception as err:  # noqa: BLE001 - a broken Content-Encoding is this record's problem only
-            return skip("decode_error", f"cannot read HTTP body: {type(err).__name__}: {err}")
-        try:
-            mime, source = magic.from_buffer(payload, mime=True), "sniffed"
-        except magic.MagicException as err:
-            mime, source = "unknown", f"sniffing failed: {err}"
-    if mime not in HTML_MIME_TYPES:
-        return skip("non_html", f"mime {mime} ({source})")
+    if not record.header("WARC-Target-URI"):
+        return skip("missing_target_uri", f"{record.type_key} record has no WARC-Target-URI header")
+    declared_type = record.header("WARC-Identified-Payload-Type")
+    if declared_type is not None and _base_mime(declared_type) not in HTML_MIME_TYPES:
+        return skip("non_html", f"mime {_base_mime(declared_type)} (WARC-Identified-Payload-Type)")
 
-    if payload is None:
-        try:
-            payload = record.content_stream().read()
-        except OSError:
-            raise
-        except Exception as err:  # noqa: BLE001
-            return skip("decode_error", f"cannot read HTTP body: {type(err).__name__}: {err}")
-    got, declared = _drain(record)
-    if declared is not None and got < declared:
-        return skip("truncated", f"record block has {got} of the {declared} bytes its Content-Length declares")
+    block_limit = limits.max_header_bytes + limits.max_payload_bytes
+    block = record.read_block(block_limit)
+    got = record.finish()
+    if record.settle() is SegmentEnd.CORRUPT:
+        return skip("corrupt_gzip", f"{record.segment_trouble()}; {got} of the block's {record.length} bytes were read")
+    try:
+        http = _http_record(record, block)
+        payload, over_limit = read_body(http, limits.max_payload_bytes)
+    except Exception as err:  # noqa: BLE001 - a broken HTTP header or coding is this record's problem only
+        if got < record.length:  # an HTTP header cut short by the end of the block
+            return skip("truncated", f"record block has {got} of the {record.length} bytes its Content-Length declares")
+        return skip("decode_error", f"cannot read HTTP body: {type(err).__name__}: {err}")
+    if declared_type is None:
+        mime, source = _sniff(payload)
+        if mime not in HTML_MIME_TYPES:
+            return skip("non_html", f"mime {mime} ({source})")
+    if record.length > block_limit:
+        return skip("decompression_limit", f"record block of {record.length} bytes is over the {block_limit}-byte limit")
+    if over_limit:
+        return skip("decompression_limit", f"HTTP body is over the {limits.max_payload_bytes}-byte limit once decoded")
+    if got < record.length:
+        return skip("truncated", f"record block has {got} of the {record.length} bytes its Content-Length declares")
 
     text, why = decode_payload(payload)
     if text is None:
         return skip("decode_error", why)
     html, replaced = to_encodable(text)
     return HtmlDocument(
-        id=record_id or "",
-        url=url or "",
-        crawl_date=date or "",
+        id=record.header("WARC-Record-ID") or "",
+        url=record.header("WARC-Target-URI") or "",
+        crawl_date=record.header("WARC-Date") or "",
         html=html,
-        record_index=index,
+        record_index=record.index,
         replaced_chars=replaced,
     )
 
 
-def count_records(path: str | Path) -> int:
-    """Number of records of any type in the file (what `start`/`stop` index).
+def count_records(path: str | Path, limits: ReaderConfig | None = None) -> int:
+    """Number of records of any type in the file (what `start`/`stop` index), exactly as
+    `iter_warc` with the same limits numbers them, damaged files included.
 
-    Tolerant of damage: counts the records before it. Raises `FileNotFoundError`/
-    `OSError` naming the file if it cannot be opened.
+    Raises `FileNotFoundError`/`OSError` naming the file if it cannot be opened or read.
     """
     path = Path(path)
+    limits = limits or ReaderConfig()
     with _open_checked(path) as fh:
-        count = 0
-        records = _new_iterator(fh)
-        while True:
-            try:
-                next(records)
-            except StopIteration:
-                return count
-            except Exception:  # noqa: BLE001 - damage ends the count, as it ends reading
-                return count
-            count += 1
+        try:
+            return sum(isinstance(event, Record) for event in iter_records(open_stream(fh), limits.max_header_bytes))
+        except OSError as err:
+            raise OSError(err.errno, f"cannot read WARC file: {err.strerror or err}", str(path)) from err
