@@ -89,6 +89,9 @@ def stop_quietly_on_interrupt(verbose: bool) -> None:
     and a pool waiting for them to finish would delay the stop by a whole shard.
     """
 
+    if not verbose:
+        _start_resource_tracker_quietly()
+
     def on_interrupt(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # once is enough; unwinding must not be interrupted again
         if not verbose:
@@ -101,3 +104,24 @@ def stop_quietly_on_interrupt(verbose: bool) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_interrupt)
+
+
+def _start_resource_tracker_quietly() -> None:
+    """Start multiprocessing's resource tracker now, with its stderr on /dev/null.
+
+    The tracker outlives the process pools and, when workers were killed mid-task, warns
+    at exit about the semaphores it then cleans up, after the interrupt line. It starts
+    once per process and inherits stderr when it starts, so it is started here, before
+    any pool, and its stderr stays quiet (it still does the cleaning up).
+    """
+    from multiprocessing import resource_tracker
+
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        resource_tracker.ensure_running()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
