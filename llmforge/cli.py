@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
-    verbose = args.verbose or bool(os.environ.get("LLMFORGE_DEBUG"))
+    verbose = args.verbose or os.environ.get("LLMFORGE_DEBUG", "") not in ("", "0")
     try:
         return _dispatch(args, argv, verbose)
     except KeyboardInterrupt:
