@@ -139,10 +139,20 @@ def _run_stages(args: argparse.Namespace, argv: list[str], verbose: bool) -> int
 
         check_source(config.data)
     if not is_supervised_child():
+        _check_not_running(args)
         return run_supervised(argv)
     stop_quietly_on_interrupt(verbose)
     _print_outcome(_run_flow(args, config, verbose), args.json)
     return 0
+
+
+def _check_not_running(args: argparse.Namespace) -> None:
+    """A stage already running on this work directory is a one-line error here, before any
+    Prefect start-up; the run itself holds the same lock for its lifetime (StageRun)."""
+    from llmforge.workdir_lock import StageLock
+
+    for name in STAGE_ORDER if args.command == "run" else (args.command,):
+        StageLock.acquire(Path(args.workdir), name).release()
 
 
 def _run_flow(args: argparse.Namespace, config: Any, verbose: bool) -> dict[str, Any]:

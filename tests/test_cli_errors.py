@@ -144,3 +144,26 @@ def test_an_unknown_crawl_is_one_line_naming_the_url_and_no_prefect_traceback(tm
     (line,) = proc.stderr.splitlines()
     assert line.startswith("llmforge data: error: Common Crawl at ")
     assert f"crawl CC-MAIN-9999-99 not found on the server: {listing} answered HTTP 404" in line
+
+
+def test_a_stage_already_running_on_the_workdir_is_one_line_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], nothing_may_start: None
+) -> None:
+    """The second `llmforge tokenize` (or a `run`, which covers every stage) on a work directory where
+    tokenize is running is refused at once, naming the holder, without starting Prefect."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from llmforge.workdir_lock import StageLock;"
+         "lock = StageLock.acquire(Path(sys.argv[1]), 'tokenize'); print('held', flush=True); time.sleep(60)",
+         str(tmp_path / "w")],
+        stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        for command in ("tokenize", "run"):
+            assert cli.main([command, "--workdir", str(tmp_path / "w")]) == cli.EXIT_FAILED
+            [line] = stderr_lines(capsys)
+            assert line.startswith(f"llmforge {command}: error: the tokenize stage is already running on work directory")
+            assert f"pid {holder.pid}" in line
+    finally:
+        holder.kill()
+        holder.wait()
