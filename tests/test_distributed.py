@@ -104,6 +104,23 @@ def test_a_failing_worker_reports_its_error(workdir: Path) -> None:
                                              workdir / "ddp" / "base", _cfg(nproc=2))
 
 
+
+def test_a_rank_killed_by_a_signal_is_explained_by_its_own_stderr(tmp_path: Path) -> None:
+    # What torchrun leaves in --log-dir for a rank that aborted: only its stderr says why.
+    rank_dir = tmp_path / "logs" / "none_abc" / "attempt_0"
+    (rank_dir / "0").mkdir(parents=True)
+    (rank_dir / "0" / "stderr.log").write_text("", encoding="utf-8")
+    (rank_dir / "1").mkdir()
+    (rank_dir / "1" / "stderr.log").write_text(
+        "".join(f"noise {i}\n" for i in range(50)) + "Fatal Python error: Aborted\n", encoding="utf-8")
+    error = pretrain_launch.training_failure(tmp_path, 2, 1, ["ChildFailedError: rank 1 exitcode -6"])
+    message = str(error)
+    assert "rank 1 stderr" in message and "Fatal Python error: Aborted" in message
+    assert "rank 0 stderr" not in message  # a rank with nothing to say adds nothing
+    assert "noise 29" not in message and "noise 31" in message  # only the last lines
+    assert message.endswith("ChildFailedError: rank 1 exitcode -6")
+
+
 _CLOCK_SCRIPT = textwrap.dedent(
     """
     import json, sys

@@ -21,18 +21,24 @@ from llmforge.config import PretrainConfig
 from model.train import StepLog
 from tasks.train.worker import LOG_PREFIX
 
-# Lines of worker output kept to explain a failure.
+# Lines of launcher output, and of each rank's own stderr, kept to explain a failure.
 _TAIL_LINES = 40
+_RANK_TAIL_LINES = 20
 
 
 class DistributedTrainingError(RuntimeError):
     """A training process failed; the message carries its exception type and text."""
 
 
-def torchrun_command(nproc: int, spec_path: Path) -> list[str]:
-    """The launcher for one machine; `--standalone` picks a free rendezvous port by itself."""
+def torchrun_command(nproc: int, spec_path: Path, log_dir: Path) -> list[str]:
+    """The launcher for one machine; `--standalone` picks a free rendezvous port by itself.
+
+    Each rank's stderr is also kept in `log_dir` (`--tee 2`): when a rank dies of a
+    signal, torchrun's own report scrolls its last words out of the shared output.
+    """
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+        f"--log-dir={log_dir}", "--tee=2",
         "-m", "tasks.train.worker", str(spec_path),
     ]
 
@@ -61,7 +67,7 @@ def pretrain_distributed(
         # Each CPU process gets an equal share of the cores instead of all of them each.
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // config.nproc)))
         with subprocess.Popen(
-            torchrun_command(config.nproc, spec_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            torchrun_command(config.nproc, spec_path, Path(tmp) / "logs"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, env=env,
         ) as proc:
             assert proc.stdout is not None
@@ -90,14 +96,30 @@ def relay_worker_output(
 
 
 def training_failure(run_dir: Path, nproc: int, returncode: int, tail: list[str]) -> DistributedTrainingError:
-    """The error to raise: the first failing rank's own exception where one left it, else the exit code and output."""
+    """The error to raise: the first failing rank's own exception where one left it, else the exit
+    code, each rank's last stderr lines (a rank killed by a signal leaves only those) and the launcher's output."""
     errors = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(run_dir.glob("error-rank*.json"))]
     if errors:
         first = errors[0]
         return DistributedTrainingError(
             f"distributed pretraining failed on rank {first['rank']}: {first['type']}: {first['message']}"
         )
-    return DistributedTrainingError(
-        f"distributed pretraining ({nproc} processes) failed with exit code {returncode}; "
-        "last worker output:\n" + "\n".join(tail)
+    ranks = "".join(
+        f"\n--- rank {rank} stderr (last lines) ---\n" + "\n".join(lines)
+        for rank, lines in rank_stderr_tails(run_dir / "logs").items() if lines
     )
+    return DistributedTrainingError(
+        f"distributed pretraining ({nproc} processes) failed with exit code {returncode}{ranks}\n"
+        "--- launcher output (last lines) ---\n" + "\n".join(tail)
+    )
+
+
+def rank_stderr_tails(log_dir: Path) -> dict[int, list[str]]:
+    """The last stderr lines of each local rank, from torchrun's `<log_dir>/<run>/attempt_<n>/<rank>/stderr.log`."""
+    tails: dict[int, list[str]] = {}
+    for path in sorted(log_dir.glob("*/attempt_*/*/stderr.log")):
+        if not path.parent.name.isdigit():
+            continue
+        with path.open(encoding="utf-8", errors="replace") as f:
+            tails[int(path.parent.name)] = [line.rstrip("\n") for line in collections.deque(f, maxlen=_RANK_TAIL_LINES)]
+    return tails

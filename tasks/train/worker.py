@@ -10,6 +10,7 @@ and torchrun then stops the others; a rank that raises also leaves
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import sys
 from pathlib import Path
@@ -27,6 +28,8 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m tasks.train.worker SPEC.json", file=sys.stderr)
         return 2
+    # A rank that dies of a signal (an abort inside gloo, a segfault) prints where it was.
+    faulthandler.enable()
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     config = PretrainConfig.model_validate(spec["config"])
     device_type = "cuda" if distributed.pick_device(config.device).startswith("cuda") else "cpu"
