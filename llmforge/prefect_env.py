@@ -1,11 +1,16 @@
-"""Which Prefect API the CLI talks to: a running dashboard if there is one, else a temporary local server."""
+"""Which Prefect API the CLI talks to (a running dashboard if there is one, else a temporary local
+server), and what the CLI's console shows of Prefect's run logs."""
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.request
+from typing import Any
 
 DEFAULT_DASHBOARD_API = "http://127.0.0.1:4200/api"
+# The temporary server configure_prefect started, if any (Prefect also stops it at exit).
+_temporary_server: Any = None
 
 
 def dashboard_api_url() -> str:
@@ -36,8 +41,75 @@ def configure_prefect() -> str:
     if not server_is_up(api):
         from prefect.server.api.server import SubprocessASGIServer
 
-        server = SubprocessASGIServer()
-        server.start(timeout=120)
-        api = server.api_url
+        global _temporary_server
+        _temporary_server = SubprocessASGIServer()
+        _temporary_server.start(timeout=120)
+        api = _temporary_server.api_url
     os.environ["PREFECT_API_URL"] = api
     return api
+
+
+def stop_temporary_server() -> None:
+    """Stop the temporary server now (its log line comes before the CLI's last line), if one was started."""
+    global _temporary_server
+    if _temporary_server is not None:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        # The run's last logs and events are still queued for the server: send them while it is up.
+        for service in (APILogWorker, EventsWorker):
+            service.drain_all(timeout=5)
+        _temporary_server.stop()
+        _temporary_server = None
+
+
+# Loggers of flow and task runs: every record still reaches the server through Prefect's API handler.
+_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+
+class _CliConsoleFilter(logging.Filter):
+    """Keeps Prefect's tracebacks off the CLI's console.
+
+    A flow run that raises is logged with the whole traceback (~30 lines) before the exception
+    reaches the CLI, which then reports it as one line: that record is dropped here. A failed
+    task run keeps its one-line message, without the traceback. After an interrupt nothing is
+    shown: the CLI has already said so.
+    """
+
+    def __init__(self, handler: logging.Handler) -> None:
+        super().__init__()
+        self.handler = handler
+        self.silent = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.silent:
+            return False
+        if not record.exc_info or not record.name.startswith(_RUN_LOGGERS):
+            return True
+        if record.name.startswith("prefect.task_runs"):
+            # The same message without its traceback; the copy passes this filter (no exc_info).
+            self.handler.handle(logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None}))
+        return False
+
+
+def _console_filters() -> list[_CliConsoleFilter]:
+    return [f for h in logging.getLogger().handlers for f in h.filters if isinstance(f, _CliConsoleFilter)]
+
+
+def quiet_run_tracebacks() -> None:
+    """Install the console filter on Prefect's console handler (idempotent); `--verbose` skips this."""
+    from prefect.logging.configuration import ensure_logging_setup
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    ensure_logging_setup()  # Prefect sets its handlers up lazily; later set-ups only adjust levels
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not any(
+            isinstance(f, _CliConsoleFilter) for f in handler.filters
+        ):
+            handler.addFilter(_CliConsoleFilter(handler))
+
+
+def silence_console() -> None:
+    """Show no more Prefect logs on the console (after an interrupt); the server still gets them."""
+    for console_filter in _console_filters():
+        console_filter.silent = True

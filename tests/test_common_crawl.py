@@ -21,6 +21,7 @@ from tasks.data.common_crawl import (
     FetchPolicy,
     HTTPStatusError,
     InvalidCrawlIdError,
+    UnknownCrawlError,
     backoff_delay,
     crawl_paths,
     download,
@@ -172,19 +173,19 @@ def test_a_corrupt_file_fails_verification_after_one_fresh_download(crawl: FakeC
 
 def test_unknown_crawl_id_is_reported_as_such(crawl: FakeCrawl, tmp_path: Path) -> None:
     with serve(crawl.root) as server:
-        with pytest.raises(CrawlFetchError, match="unknown crawl id 'CC-MAIN-2099-02'.*HTTP 404"):
+        with pytest.raises(UnknownCrawlError, match="crawl CC-MAIN-2099-02 not found on the server: .*HTTP 404"):
             crawl_paths("CC-MAIN-2099-02", server.base_url, POLICY, sleep=no_sleep)
     assert len(server.gets()) == 1  # a 404 is final: no retries
 
 
 def test_forbidden_listing_means_unknown_crawl_too(crawl: FakeCrawl, tmp_path: Path) -> None:
     with serve(crawl.root, faults={crawl.listing: ["403"]}) as server:
-        with pytest.raises(CrawlFetchError, match="unknown crawl id.*HTTP 403"):
+        with pytest.raises(UnknownCrawlError, match="not found on the server: .*HTTP 403"):
             fetch_crawl(CRAWL, server.base_url, tmp_path / "cache", 1, POLICY, sleep=no_sleep)
     assert not (tmp_path / "cache" / CRAWL / "warc.paths.gz").exists()
 
 
-@pytest.mark.parametrize("crawl_id", ["CC-MAIN-2024-2", "cc-main-2024-22", "CC-MAIN-2024-54", "CC-MAIN-2024-22/..", ""])
+@pytest.mark.parametrize("crawl_id", ["CC-MAIN-2024-2", "cc-main-2024-22", "CC-MAIN-2024-223", "CC-MAIN-2024-22/..", ""])
 def test_malformed_crawl_ids_are_rejected_before_any_request(crawl: FakeCrawl, tmp_path: Path, crawl_id: str) -> None:
     with serve(crawl.root) as server:
         with pytest.raises(InvalidCrawlIdError, match="not a Common Crawl crawl id") as raised:
@@ -193,6 +194,15 @@ def test_malformed_crawl_ids_are_rejected_before_any_request(crawl: FakeCrawl, t
             crawl_paths(crawl_id, server.base_url, POLICY)
     assert isinstance(raised.value, CrawlFetchError)
     assert server.requests == []
+
+
+def test_a_well_formed_crawl_id_the_server_lacks_is_not_called_malformed(crawl: FakeCrawl, tmp_path: Path) -> None:
+    with serve(crawl.root) as server:
+        with pytest.raises(UnknownCrawlError) as raised:
+            fetch_crawl("CC-MAIN-9999-99", server.base_url, tmp_path / "cache", 1, POLICY, sleep=no_sleep)
+    message = str(raised.value)
+    assert f"not found on the server: {server.base_url}/crawl-data/CC-MAIN-9999-99/warc.paths.gz answered HTTP 404" in message
+    assert "expected CC-MAIN-YYYY-WW" not in message and not isinstance(raised.value, InvalidCrawlIdError)
 
 
 def closed_port() -> int:

@@ -114,3 +114,25 @@ def test_library_versions_name_the_owning_distribution() -> None:
     assert versions["trafilatura"].startswith("trafilatura==")
     assert versions["llmforge_no_such_module"] == "not installed"
     assert STAGES["data"].libraries and all("-" not in name for name in STAGES["data"].libraries)  # import names
+
+
+def test_a_spurious_ast_system_error_is_tried_again(tmp_path, monkeypatch) -> None:
+    """CPython 3.11's ast module can raise "AST constructor recursion depth mismatch" when another
+    thread builds an AST at the same moment; one such failure must not fail a stage."""
+    import ast
+
+    from llmforge import fingerprint
+
+    source = tmp_path / "mod.py"
+    source.write_text("import os\n")
+    real_parse, calls = ast.parse, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise SystemError("AST constructor recursion depth mismatch (before=78, after=77)")
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(fingerprint.ast, "parse", flaky)
+    assert isinstance(fingerprint._parse(source), ast.Module)
+    assert len(calls) == 2

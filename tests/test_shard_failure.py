@@ -107,7 +107,7 @@ def test_a_task_that_died_is_recorded_as_a_failed_shard(shared_data: Path, tmp_p
         def result(self):
             raise RuntimeError("A process in the process pool was terminated abruptly")
 
-    summary = _shard_result(DeadWorker(), shard, str(tmp_path))
+    summary = _shard_result(DeadWorker(), shard, str(tmp_path), DataConfig())
     assert summary["failed"] == {"error": "RuntimeError: A process in the process pool was terminated abruptly",
                                  "responses_known": True}
     assert summary["skipped"] == {SHARD_FAILED: 2} and summary["responses"] == 2

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://data.commoncrawl.org"
 USER_AGENT = "llmforge-common-crawl/0.1 (Python urllib)"
 
-_CRAWL_ID = re.compile(r"^CC-MAIN-(\d{4})-(\d{2})$")
+_CRAWL_ID = re.compile(r"^CC-MAIN-\d{4}-\d{2}$")
 _CONTENT_RANGE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
 _UNSATISFIED_RANGE = re.compile(r"^bytes\s+\*/(\d+)$")
 _RETRYABLE_4XX = frozenset({408, 429})
@@ -59,6 +59,10 @@ class CrawlFetchError(RuntimeError):
 
 class InvalidCrawlIdError(CrawlFetchError, ValueError):
     """The crawl id is not of the form CC-MAIN-YYYY-WW (a ValueError too: it is bad input, not a fetch failure)."""
+
+
+class UnknownCrawlError(CrawlFetchError):
+    """A well-formed crawl id that the server does not have: the message names the listing URL tried."""
 
 
 class HTTPStatusError(CrawlFetchError):
@@ -112,16 +116,14 @@ class _Transfer:
 
 
 def check_crawl_id(crawl_id: str) -> str:
-    """Return `crawl_id` if it names a crawl (CC-MAIN-YYYY-WW), else raise InvalidCrawlIdError."""
-    match = _CRAWL_ID.match(crawl_id) if isinstance(crawl_id, str) else None
-    if not match:
+    """Return `crawl_id` if it has the shape of a crawl id (CC-MAIN-YYYY-WW), else raise InvalidCrawlIdError.
+
+    Only the shape: whether such a crawl exists is the server's to say (UnknownCrawlError),
+    so an id of the right shape is never told it is malformed.
+    """
+    if not isinstance(crawl_id, str) or not _CRAWL_ID.match(crawl_id):
         raise InvalidCrawlIdError(
             f"not a Common Crawl crawl id: {crawl_id!r} (expected CC-MAIN-YYYY-WW, e.g. CC-MAIN-2024-22)"
-        )
-    if not 1 <= int(match.group(2)) <= 53:
-        # The shape is right: say what is wrong with it rather than repeat the shape.
-        raise InvalidCrawlIdError(
-            f"not a Common Crawl crawl id: {crawl_id!r} has week {match.group(2)}, but a crawl's week is 01 to 53"
         )
     return crawl_id
 
@@ -176,7 +178,10 @@ def _download_listing(
         download(url, target, policy, sleep)
     except HTTPStatusError as err:
         if err.status in _UNKNOWN_CRAWL_STATUS:
-            raise CrawlFetchError(f"unknown crawl id {crawl_id!r}: {url} answered HTTP {err.status}") from err
+            raise UnknownCrawlError(
+                f"crawl {crawl_id} not found on the server: {url} answered HTTP {err.status}; "
+                "check the crawl id (Common Crawl lists its crawls at https://index.commoncrawl.org/collinfo.json)"
+            ) from err
         raise
     try:
         return _read_listing(target, url)
