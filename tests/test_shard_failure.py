@@ -62,8 +62,11 @@ def test_a_crashing_shard_fails_alone_and_the_next_run_redoes_only_it(
     assert {row["source_file"] for row in _rows(data / "documents")} == {OTHERS[0]}  # the others are published
     stats = json.loads((data / "stats.json").read_text())
     [failed] = stats["failed_shards"]
+    traceback = failed.pop("traceback")
     assert failed == {"shard": failed["shard"], "file": FAILING, "range": [0, None],
                       "error": "OSError: [Errno 5] Input/output error", "responses": 2}
+    # The console got one line; where it was raised is kept here for whoever debugs it.
+    assert "in failing_on_one_file" in traceback and traceback.endswith("OSError: [Errno 5] Input/output error\n")
     entry = stats["per_file"][FAILING]
     assert entry["responses"] == 2 and entry["errors"] == {SHARD_FAILED: 2} and entry["kept"] == 0
     assert stats["errors"][SHARD_FAILED] == 2
@@ -108,6 +111,7 @@ def test_a_task_that_died_is_recorded_as_a_failed_shard(shared_data: Path, tmp_p
             raise RuntimeError("A process in the process pool was terminated abruptly")
 
     summary = _shard_result(DeadWorker(), shard, str(tmp_path), DataConfig())
+    assert "in result" in summary["failed"].pop("traceback")
     assert summary["failed"] == {"error": "RuntimeError: A process in the process pool was terminated abruptly",
                                  "responses_known": True}
     assert summary["skipped"] == {SHARD_FAILED: 2} and summary["responses"] == 2

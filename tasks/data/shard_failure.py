@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SHARD_FAILED = "shard_failed"
 MAX_FAILURE_DETAIL = 200  # characters: the detail goes into a one-line error message
+MAX_TRACEBACK = 4000  # characters of a failed shard's traceback kept in stats.json
 
 
 def failure_detail(error: BaseException) -> str:
@@ -37,6 +39,12 @@ def failure_detail(error: BaseException) -> str:
     message = re.sub(r"\s+", " ", str(error)).strip()
     detail = f"{type(error).__name__}: {message}" if message else type(error).__name__
     return detail if len(detail) <= MAX_FAILURE_DETAIL else detail[: MAX_FAILURE_DETAIL - 1] + "…"
+
+
+def failure_traceback(error: BaseException) -> str:
+    """The exception's traceback as text, its last MAX_TRACEBACK characters (where it was raised)."""
+    text = "".join(traceback.format_exception(error))
+    return text if len(text) <= MAX_TRACEBACK else "…" + text[-(MAX_TRACEBACK - 1):]
 
 
 def _error_rows(shard: Shard, detail: str, limits: ReaderConfig | None) -> tuple[list[dict[str, Any]], Any, bool]:
@@ -90,7 +98,7 @@ def record_failed_shard(
         "replaced_chars": 0,
         "accelerator": None,
         "seconds": round(time.perf_counter() - started, 3),
-        "failed": {"error": detail, "responses_known": complete},
+        "failed": {"error": detail, "responses_known": complete, "traceback": failure_traceback(error)},
         "reused": False,
     }
 
@@ -109,6 +117,7 @@ def failed_shards(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {
             "shard": s["shard"], "file": s["source_file"], "range": s["range"], "error": s["failed"]["error"],
             "responses": s["responses"] if s["failed"]["responses_known"] else None,
+            "traceback": s["failed"].get("traceback"),
         }
         for s in summaries
         if "failed" in s

@@ -29,7 +29,7 @@ from tasks.data import recipe
 from tasks.data.duplicates import DUPLICATE_RECORD, Duplicates
 from tasks.data.recipe import DEDUP_FILTERS
 from tasks.data.schemas import CANDIDATE_SCHEMA, DOCUMENT_SCHEMA, ERROR_SCHEMA, REMOVED_SCHEMA
-from tasks.data.shard_failure import record_failed_shard
+from tasks.data.shard_failure import failure_detail, record_failed_shard
 from tasks.data.shards import STAGED_KINDS, Shard, shard_fingerprint, staging_paths
 from tasks.data.steps import Document, FilterBook, Outcome, run_steps
 
@@ -45,7 +45,9 @@ def run_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: str)
     try:
         return process_shard(shard, config, data_dir, code_digest)
     except Exception as err:  # anything that escapes the per-document isolation fails this shard only
-        log.exception("shard %s (%s) failed", shard.key, shard.name)
+        # One line on the console (this runs in a pool worker, out of the CLI's reach); the
+        # traceback is kept in stats.json's failed_shards for whoever debugs it.
+        log.error("shard %s (%s) failed: %s", shard.key, shard.name, failure_detail(err))
         return record_failed_shard(shard, err, data_dir, config.reader)
 
 

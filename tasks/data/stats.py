@@ -8,7 +8,7 @@ path relative to the source root.
 Keys that only appear when there is something to say, so a clean run's stats stay as
 they were: ``duplicate_files`` ({file: file kept} for files whose content equals an
 earlier file's: those were not read, so they have no ``per_file`` entry and count in no
-total), ``failed_shards`` (file, record range, error, and the shard's response count,
+total), ``failed_shards`` (file, record range, error, its traceback, and the shard's response count,
 None where even the reader could not get through it: then its file's counts are
 partial), and the ``duplicate_record`` filter (a record id already seen).
 """
