@@ -9,25 +9,40 @@ from contextlib import contextmanager
 from typing import Any
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
 from tasks.progress import progress_bar
 
 
-def process_pool(max_workers: int | None) -> ProcessPoolTaskRunner:
-    """CPU-bound stage work runs in processes: the extraction and filters are pure Python."""
-    return ProcessPoolTaskRunner(max_workers=max_workers or max(1, os.cpu_count() or 1))
+def pool_size(max_workers: int | None, tasks: int) -> int:
+    """Workers for `tasks` tasks: at most max_workers (default: one per core), and no more than
+    there are tasks, since each worker costs ~2 CPU-seconds of imports before its first task."""
+    return max(1, min(max_workers or os.cpu_count() or 1, tasks))
 
 
-def shard_runner(kind: str, max_workers: int | None, dask_address: str | None) -> TaskRunner:
+def process_pool(max_workers: int | None, tasks: int) -> TaskRunner:
+    """CPU-bound stage work runs in processes: the extraction and filters are pure Python.
+    A single task runs in this process instead: a worker would only add its start-up cost."""
+    if tasks <= 1:
+        return ThreadPoolTaskRunner(max_workers=1)
+    return ProcessPoolTaskRunner(max_workers=pool_size(max_workers, tasks))
+
+
+def describe_runner(runner: TaskRunner) -> dict[str, Any]:
+    """How a stage's tasks ran, for its manifest's `execution`."""
+    workers = getattr(runner, "max_workers", None) or getattr(runner, "_max_workers", None)
+    return {"task_runner": type(runner).__name__, **({"workers": workers} if isinstance(workers, int) else {})}
+
+
+def shard_runner(kind: str, max_workers: int | None, dask_address: str | None, tasks: int) -> TaskRunner:
     """The task runner for per-shard work: local processes, or a Dask cluster for scale-out."""
     if kind == "dask":
         from prefect_dask import DaskTaskRunner
 
         if dask_address:
             return DaskTaskRunner(address=dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": max_workers or os.cpu_count() or 1, "threads_per_worker": 1})
-    return process_pool(max_workers)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": pool_size(max_workers, tasks), "threads_per_worker": 1})
+    return process_pool(max_workers, tasks)
 
 
 def artifact_key(workdir: str, name: str) -> str:

@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
-from flows.common import artifact_key, shard_runner
+from flows.common import artifact_key, describe_runner, shard_runner
 from llmforge import atomic
 from llmforge.config import DataConfig
 from llmforge.manifest import IncompleteStage, StageRun
@@ -94,7 +94,7 @@ def _run(stage: StageRun, workdir: str, config: DataConfig) -> dict[str, Any]:
     with stage.time("plan"):
         shards, duplicate_files = plan(config, Path(workdir))
     with stage.time("read_extract_filter"):
-        runner = shard_runner(config.task_runner, config.max_workers, config.dask_address)
+        runner = shard_runner(config.task_runner, config.max_workers, config.dask_address, len(shards))
         summaries = process_shards_flow.with_options(task_runner=runner)(shards, config, str(data_dir), code_digest)
     with stage.time("dedup"):
         keys = [shard.key for shard in shards]
@@ -123,4 +123,4 @@ def _run(stage: StageRun, workdir: str, config: DataConfig) -> dict[str, Any]:
         "shards": len(shards),
         "reused_shards": sum(1 for s in summaries if s.get("reused")),
     }
-    return stage.finish(counts={**counts, "shards": len(shards)}, metrics=metrics, execution={"accelerator": accelerator})
+    return stage.finish(counts={**counts, "shards": len(shards)}, metrics=metrics, execution={"accelerator": accelerator, **describe_runner(runner)})

@@ -48,7 +48,7 @@ def tokenize_flow(workdir: str = "runs/default", config: TokenizeConfig = Tokeni
         tokens_dir.mkdir(parents=True, exist_ok=True)
         staged = {split: tokenize_stage.staging_dir(tokens_dir, split) for split in ("train", "val")}
         shards = [str(p) for p in tokenize_stage.document_shards(documents_dir)]
-        counts = encode_shards_flow.with_options(task_runner=process_pool(None))(shards, str(tokenizer_path), staged, config)
+        counts = encode_shards_flow.with_options(task_runner=process_pool(None, len(shards)))(shards, str(tokenizer_path), staged, config)
         for split, tmp in staged.items():
             replace_directory(Path(tmp), tokens_dir / split)
     metrics = tokenize_stage.summarize(counts, trained["vocab_size"])

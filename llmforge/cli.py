@@ -1,4 +1,7 @@
-"""`llmforge`: one subcommand per stage, `run` for the whole chain, plus status, chat and dashboard.
+"""`llmforge`: one subcommand per stage, `run` for the whole chain, plus status, chat, dashboard and server.
+
+Runs are recorded on the persistent local Prefect server (`llmforge.local_server`), started
+by the first command that needs it; `--ephemeral` uses a temporary one instead.
 
 Exit codes: 0 success, 1 the run failed, 2 a usage or configuration error (nothing was
 started), 130 interrupted. Every failure ends as one line on stderr; `--verbose` (or
@@ -33,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--force", action="store_true", help="re-run even if up to date (dependents re-run too)")
         if as_json:
             p.add_argument("--json", action="store_true", help="print one JSON object as the last line on stdout")
+        if force:  # the commands that run flows
+            p.add_argument("--ephemeral", action="store_true",
+                           help="record this run on a temporary Prefect server that ends with the command, "
+                           "not on the persistent local one (LLMFORGE_EPHEMERAL=1 does the same)")
 
     run = sub.add_parser("run", help="run every stage in order, skipping those that are up to date")
     common(run)
@@ -84,9 +91,13 @@ def _parser() -> argparse.ArgumentParser:
         "--cors-origin", action="append", default=[], metavar="ORIGIN",
         help="let pages of this other site use the API from the browser, e.g. http://localhost:3000 (repeatable)",
     )  # fmt: skip
-    dash = sub.add_parser("dashboard", help="start a local Prefect server, deployments and a worker")
-    dash.add_argument("--host", default="127.0.0.1")
-    dash.add_argument("--port", type=int, default=4200)
+    dash = sub.add_parser("dashboard", help="the Prefect UI over the local run history, the deployments and a worker")
+    dash.add_argument("--host", default="127.0.0.1", help="address of the local server, when this starts it")
+    dash.add_argument("--port", type=int, default=None, help="its port, when this starts it (default: 4200 if free)")
+    server = sub.add_parser("server", help="the persistent local Prefect server that keeps the run history")
+    server.add_argument("action", choices=["status", "start", "stop"])
+    server.add_argument("--port", type=int, default=None, help="start: the port (default: 4200 if free)")
+    server.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     config = sub.add_parser("config", help="check a config file without running anything")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", help="print the merged, validated configuration as YAML (exit 2 if invalid)")
@@ -158,7 +169,7 @@ def _check_not_running(args: argparse.Namespace) -> None:
 def _run_flow(args: argparse.Namespace, config: Any, verbose: bool) -> dict[str, Any]:
     from llmforge.prefect_env import configure_prefect, quiet_run_tracebacks, stop_temporary_server
 
-    configure_prefect()
+    configure_prefect(ephemeral=args.ephemeral)
     if not verbose:
         quiet_run_tracebacks()
     try:
@@ -280,8 +291,28 @@ def _config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _server(args: argparse.Namespace) -> None:
+    from llmforge import local_server
+
+    if args.action == "stop":
+        stopped = local_server.stop_server()
+        print(f"stopped the server at {stopped.ui_url} (pid {stopped.pid})" if stopped else "no server was running")
+        return
+    if args.action == "start":
+        record, started = local_server.ensure_server(port=args.port)
+        if not started and args.port is not None and record.port != args.port:
+            print(f"llmforge server: note: already running on port {record.port}, not {args.port}", file=sys.stderr)
+    status = local_server.server_status()
+    if args.json:
+        print(json.dumps(status))
+    else:
+        for key, value in status.items():
+            print(f"{key:>10}: {value}")
+
+
 def _dispatch(args: argparse.Namespace, argv: list[str], verbose: bool) -> int:
-    commands = {"status": _status, "chat": _chat, "tokens": _tokens, "export": _export, "serve": _serve}
+    commands = {"status": _status, "chat": _chat, "tokens": _tokens, "export": _export, "serve": _serve,
+                "server": _server}
     if args.command == "dashboard":
         from llmforge.dashboard import serve_dashboard
 

@@ -1,13 +1,14 @@
-"""`llmforge dashboard`: a real Prefect server with the UI, the project's deployments, and a worker.
+"""`llmforge dashboard`: the Prefect UI over the local run history, the project's deployments, and a worker.
 
-The temporary server Prefect starts on demand has no UI and runs no schedules,
-so watching runs, reading artifacts, triggering stages and honouring the
-schedules in prefect.yaml need this long-running trio.
+The UI is the persistent local server's (`llmforge.local_server`, started here if it is not
+running), so it shows every run the CLI has recorded. The worker is what runs deployments:
+the schedules in prefect.yaml and stages triggered from the UI need this command running.
 
-Ctrl-C stops the dashboard with one line. The server and the worker run in process
-groups of their own, so the terminal's SIGINT reaches only this process (each of them,
-interrupted by the terminal, used to print its own asyncio tracebacks); they are then
-stopped with SIGTERM, and their output stops being shown once the stop has begun.
+Ctrl-C stops the worker with one line; the server keeps running with the history
+(`llmforge server stop` stops it). The worker runs in a process group of its own, so the
+terminal's SIGINT reaches only this process (interrupted by the terminal, it used to print
+its own asyncio tracebacks); it is then stopped with SIGTERM, and its output stops being
+shown once the stop has begun.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, NoReturn
 
-from llmforge.prefect_env import server_is_up
+from llmforge.local_server import DEFAULT_HOST, ensure_server, server_is_up, server_paths
 
 WORK_POOL = "llmforge-process"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +39,8 @@ def _prefect(*args: str) -> list[str]:
 
 
 class _Children:
-    """The dashboard's subprocesses: output passed through while running, muted while stopping."""
+    """The dashboard's subprocesses (set-up commands, the worker): output passed through while running,
+    muted while stopping."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
@@ -66,7 +68,7 @@ class _Children:
     def stop(self) -> None:
         self.muted.set()
         alive = [p for p in self.running if p.poll() is None]
-        for process in reversed(alive):  # the worker before the server it reports to
+        for process in alive:
             _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         for process in alive:
@@ -95,32 +97,28 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through serve_dashboard's `finally`, which stops the children
 
 
-def serve_dashboard(host: str, port: int, startup_timeout: float = 120.0) -> NoReturn:
-    """Run until Ctrl-C (KeyboardInterrupt, raised after everything has stopped) or until a child fails."""
-    api = f"http://{host}:{port}/api"
+def serve_dashboard(host: str = DEFAULT_HOST, port: int | None = None) -> NoReturn:
+    """Run until Ctrl-C (KeyboardInterrupt, raised after the worker has stopped) or until the worker or server fails."""
+    record, started = ensure_server(host=host, port=port)
+    if started:
+        print(f"started the local Prefect server (run history in {server_paths().directory})", flush=True)
+    elif port is not None and record.port != port:
+        print(f"using the local Prefect server already running at {record.ui_url}", flush=True)
+    api = record.api_url
     children = _Children(_child_env(api))
-    services: dict[str, subprocess.Popen] = {}
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        if server_is_up(api):
-            print(f"using the Prefect server already running at {api}", flush=True)
-        else:
-            services["server"] = children.start(_prefect("server", "start", "--host", host, "--port", str(port)))
-            deadline = time.monotonic() + startup_timeout
-            while not server_is_up(api):
-                if services["server"].poll() is not None or time.monotonic() > deadline:
-                    raise DashboardError(f"the Prefect server did not start on {host}:{port}; its output is above")
-                time.sleep(1.0)
         children.run(_prefect("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"),
                      f"creating the work pool {WORK_POOL}")
         children.run(_prefect("--no-prompt", "deploy", "--all"), "deploying prefect.yaml", cwd=PROJECT_ROOT)
-        services["worker"] = children.start(_prefect("worker", "start", "--pool", WORK_POOL), cwd=PROJECT_ROOT)
-        print(f"\nDashboard: http://{host}:{port}  (CLI runs in another terminal show up here; Ctrl-C stops it)\n",
-              flush=True)
+        worker = children.start(_prefect("worker", "start", "--pool", WORK_POOL), cwd=PROJECT_ROOT)
+        print(f"\nDashboard: {record.ui_url}  (every CLI run is recorded here; Ctrl-C stops the worker, "
+              "`llmforge server stop` the server)\n", flush=True)
         while True:
-            for name, process in services.items():
-                if process.poll() is not None:
-                    raise DashboardError(f"the Prefect {name} stopped (exit code {process.returncode}); its output is above")
+            if worker.poll() is not None:
+                raise DashboardError(f"the Prefect worker stopped (exit code {worker.returncode}); its output is above")
+            if not server_is_up(api, timeout=5.0):
+                raise DashboardError(f"the Prefect server at {record.ui_url} stopped answering (log {server_paths().log})")
             time.sleep(1.0)
     finally:
         children.stop()

@@ -1,50 +1,45 @@
-"""Which Prefect API the CLI talks to (a running dashboard if there is one, else a temporary local
-server), and what the CLI's console shows of Prefect's run logs."""
+"""Which Prefect API the CLI talks to (the persistent local server unless told otherwise), and
+what the CLI's console shows of Prefect's run logs."""
 
 from __future__ import annotations
 
 import logging
 import os
-import urllib.request
+import sys
 from typing import Any
 
-DEFAULT_DASHBOARD_API = "http://127.0.0.1:4200/api"
+from llmforge.local_server import ensure_server, ephemeral_requested, server_paths
+
 # The temporary server configure_prefect started, if any (Prefect also stops it at exit).
 _temporary_server: Any = None
 
 
-def dashboard_api_url() -> str:
-    return os.environ.get("LLMFORGE_DASHBOARD_API", DEFAULT_DASHBOARD_API)
-
-
-def server_is_up(api_url: str, timeout: float = 0.5) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def configure_prefect() -> str:
+def configure_prefect(ephemeral: bool = False) -> str:
     """Call before running flows. Returns the API URL in use.
 
-    An explicit PREFECT_API_URL wins; otherwise a dashboard started with
-    `llmforge dashboard` is used when it answers, so CLI runs show up on it.
-    Failing both, a temporary local server is started here and named in the
-    environment: worker processes of the process pool inherit it and report
-    to the same server, instead of each starting a temporary server of its own.
+    An explicit PREFECT_API_URL wins; otherwise runs go to the persistent local server
+    (`llmforge.local_server`, started here on first use), or with `ephemeral` (or
+    LLMFORGE_EPHEMERAL=1) to a temporary server that ends with this process. The URL is
+    put in the environment: the process pool's workers inherit it and report to the
+    same server instead of each starting one of their own.
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
-    api = dashboard_api_url()
-    if not server_is_up(api):
+    if ephemeral or ephemeral_requested():
         from prefect.server.api.server import SubprocessASGIServer
 
         global _temporary_server
         _temporary_server = SubprocessASGIServer()
         _temporary_server.start(timeout=120)
         api = _temporary_server.api_url
+    else:
+        record, started = ensure_server()
+        if started:
+            print(f"llmforge: started the local Prefect server at {record.ui_url} "
+                  f"(run history in {server_paths().directory}; `llmforge server stop` stops it)",
+                  file=sys.stderr, flush=True)
+        api = record.api_url
     os.environ["PREFECT_API_URL"] = api
     return api
 

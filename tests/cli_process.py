@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# No dashboard answers here, so the CLI starts its own temporary Prefect server
-# rather than reporting to one a developer happens to have running.
-UNUSED_DASHBOARD_API = "http://127.0.0.1:9/api"
 STOP_GRACE_SECONDS = 30.0
 
 
@@ -51,7 +48,8 @@ def cli_environment(prefect_home: Path, cache_dir: Path) -> dict[str, str]:
         PYTHONPATH=os.pathsep.join(python_path),
         PREFECT_HOME=str(prefect_home),
         LLMFORGE_CACHE_DIR=str(cache_dir),
-        LLMFORGE_DASHBOARD_API=UNUSED_DASHBOARD_API,
+        # A temporary Prefect server per run, never a server a developer happens to have running.
+        LLMFORGE_EPHEMERAL="1",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
     )
     return env

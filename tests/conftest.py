@@ -18,6 +18,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # ... nor the user's ~/.cache (compiled URL blocklists).
 os.environ.setdefault("LLMFORGE_CACHE_DIR", tempfile.mkdtemp(prefix="llmforge-cache-"))
+# ... nor ~/.llmforge. CLI runs go to a temporary Prefect server that ends with them, as
+# before the persistent local server; the tests of that server turn this off.
+os.environ.setdefault("LLMFORGE_HOME", tempfile.mkdtemp(prefix="llmforge-home-"))
+os.environ.setdefault("LLMFORGE_EPHEMERAL", "1")
 
 
 def _shared_data_dir() -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require_module
-from llmforge.prefect_env import server_is_up
+from llmforge.local_server import read_record, server_is_up, server_paths, stop_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 300.0  # a Prefect server on a busy 2-core machine
@@ -120,15 +120,23 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_dashboard_its_server_and_worker(tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_dashboard_s_worker_and_the_server_keeps_the_history(tmp_path: Path) -> None:
     port = free_port()
-    with terminal("dashboard", "--port", str(port), env={"PREFECT_HOME": str(tmp_path / "prefect")}) as term:
-        term.wait_for("Dashboard: http://127.0.0.1", START_TIMEOUT)
-        started = descendants(term.process.pid)
-        assert len(started) >= 2  # the server and the worker (and what they started)
-        before = term.ctrl_c()
-        assert term.finish(STOP_TIMEOUT) == 130
-        assert term.stderr[before:] == ["llmforge: interrupted"]
-        assert not any("Traceback" in line for line in term.stderr + term.stdout)
-        assert_all_gone(started)
-        assert not server_is_up(f"http://127.0.0.1:{port}/api")
+    home = tmp_path / "home"
+    env = {"PREFECT_HOME": str(tmp_path / "prefect"), "LLMFORGE_HOME": str(home)}
+    try:
+        with terminal("dashboard", "--port", str(port), env=env) as term:
+            term.wait_for(f"Dashboard: http://127.0.0.1:{port}", START_TIMEOUT)
+            server = read_record(server_paths(home))
+            assert server is not None and server.port == port
+            started = [p for p in descendants(term.process.pid) if p.pid != server.pid]
+            assert started  # the worker (and what it started)
+            before = term.ctrl_c()
+            assert term.finish(STOP_TIMEOUT) == 130
+            assert term.stderr[before:] == ["llmforge: interrupted"]
+            assert not any("Traceback" in line for line in term.stderr + term.stdout)
+            assert_all_gone(started)
+            assert server_is_up(server.api_url)  # out of the terminal's reach, with the run history
+    finally:
+        stop_server(home)
+    assert not server_is_up(f"http://127.0.0.1:{port}/api")

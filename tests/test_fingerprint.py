@@ -91,7 +91,8 @@ def test_every_stage_reaches_its_own_code() -> None:
     }
     for stage, module in expected.items():
         modules = STAGES[stage].code_modules
-        assert module in modules and "model.gpt" in modules, stage
+        assert module in modules and "model.tokenizer" in modules, stage
+        assert ("model.gpt" in modules) == (stage != "tokenize"), stage  # the tokenizer needs no model
         assert "llmforge.config" not in modules, stage
 
 
