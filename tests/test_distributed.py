@@ -121,6 +121,21 @@ def test_a_rank_killed_by_a_signal_is_explained_by_its_own_stderr(tmp_path: Path
     assert message.endswith("ChildFailedError: rank 1 exitcode -6")
 
 
+
+def test_a_rank_that_aborts_after_every_rank_finished_keeps_the_result(tmp_path: Path) -> None:
+    result_path = tmp_path / "result.json"
+    result_path.write_text(json.dumps({"metrics": {"final_loss": 1.5}, "history": []}), encoding="utf-8")
+    (tmp_path / "done-rank0").write_text("", encoding="utf-8")
+    assert not pretrain_launch.all_ranks_done(result_path, 2)  # rank 1 never got past the final barrier
+    (tmp_path / "done-rank1").write_text("", encoding="utf-8")
+    assert pretrain_launch.all_ranks_done(result_path, 2)
+    echoed: list[str] = []
+    result = pretrain_launch.completed_despite_teardown(result_path, 1, tmp_path, echoed.append)
+    assert result["metrics"]["final_loss"] == 1.5
+    assert "after every rank had finished" in result["metrics"]["teardown_error"]
+    assert echoed == [f"warning: {result['metrics']['teardown_error']}"]  # said once, and kept in the metrics
+
+
 _CLOCK_SCRIPT = textwrap.dedent(
     """
     import json, sys
@@ -147,9 +162,11 @@ _CLOCK_SCRIPT = textwrap.dedent(
     seen = []
     logs, _ = train(model, sampler, cfg, optimizer=optimizer, clock=clock,
                     on_step_end=lambda done, opt: seen.append([done, clock.seconds]))
-    checksum = float(sum(p.double().sum() for p in model.parameters()))
+    checksum = float(sum(p.detach().double().sum() for p in model.parameters()))
     out = Path(sys.argv[1]) / f"rank{info.rank}.json"
     out.write_text(json.dumps({"seen": seen, "lrs": [log.lr for log in logs], "checksum": checksum}))
+    distributed.barrier()
+    (Path(sys.argv[1]) / f"done-rank{info.rank}").write_text("")
     distributed.shutdown()
     """
 )
@@ -165,7 +182,9 @@ def test_every_rank_reads_rank_0s_clock(tmp_path: Path) -> None:
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(tmp_path)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=180,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
+    # As in the launcher: an abort closing the process group after both ranks finished is gloo's, not a disagreement.
+    finished = all((tmp_path / f"done-rank{r}").is_file() for r in range(2))
+    assert done.returncode == 0 or finished, done.stdout + done.stderr
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
     assert rank0["seen"] == rank1["seen"] == [[1, 1.0], [2, 2.0], [3, 3.0], [4, 4.0]]
     assert rank0["lrs"] == rank1["lrs"] and rank0["checksum"] == rank1["checksum"]

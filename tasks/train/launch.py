@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -19,7 +20,9 @@ from typing import Any
 
 from llmforge.config import PretrainConfig
 from model.train import StepLog
-from tasks.train.worker import LOG_PREFIX
+from tasks.train.worker import LOG_PREFIX, done_marker
+
+log = logging.getLogger(__name__)
 
 # Lines of launcher output, and of each rank's own stderr, kept to explain a failure.
 _TAIL_LINES = 40
@@ -73,9 +76,36 @@ def pretrain_distributed(
             assert proc.stdout is not None
             tail = relay_worker_output(proc.stdout, on_log, echo)
             returncode = proc.wait()
+        if returncode != 0 and result_path.is_file() and all_ranks_done(result_path, config.nproc):
+            return completed_despite_teardown(result_path, returncode, Path(tmp), echo)
         if returncode != 0 or not result_path.is_file():
             raise training_failure(Path(tmp), config.nproc, returncode, tail)
         return json.loads(result_path.read_text(encoding="utf-8"))
+
+
+def all_ranks_done(result_path: Path, nproc: int) -> bool:
+    return all(done_marker(result_path, rank).is_file() for rank in range(nproc))
+
+
+def completed_despite_teardown(
+    result_path: Path, returncode: int, run_dir: Path, echo: Callable[[str], None] | None
+) -> dict[str, Any]:
+    """The result of a run whose every rank finished, then one aborted closing the process group.
+
+    Seen with gloo on a loaded CPU machine: a rank that is done aborts in the C++ teardown
+    ("terminate called without an active exception") after the final barrier. The weights
+    and the result were written before that barrier, so the run is kept, and the abort is
+    reported on the console and in the metrics rather than discarding the training.
+    """
+    ranks = [rank for rank, lines in rank_stderr_tails(run_dir / "logs").items() if lines]
+    note = (f"a training process exited with code {returncode} while closing the process group, after every "
+            f"rank had finished (stderr from ranks {ranks}); the result is complete")
+    log.warning("pretrain: %s", note)
+    if echo is not None:
+        echo(f"warning: {note}")
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+    result["metrics"]["teardown_error"] = note
+    return result
 
 
 def relay_worker_output(

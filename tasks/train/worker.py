@@ -3,7 +3,8 @@
 `python -m torch.distributed.run --nproc_per_node N -m tasks.train.worker SPEC.json`
 runs `pretrain_stage.pretrain` in N processes. Rank 0 prints each logged step as
 one JSON line after LOG_PREFIX (the launcher turns them back into StepLogs) and
-writes the result to the spec's `result_path`; any rank that fails exits non-zero,
+writes the result to the spec's `result_path`, and every rank leaves `done-rank<N>` once all
+have finished; any rank that fails exits non-zero,
 and torchrun then stops the others; a rank that raises also leaves
 `error-rank<N>.json` (type and message) beside the result for the launcher.
 """
@@ -22,6 +23,11 @@ from model.train import StepLog
 from tasks.train import pretrain as pretrain_stage
 
 LOG_PREFIX = "LLMFORGE_STEP "
+
+
+def done_marker(result_path: Path, rank: int) -> Path:
+    """Written by a rank once every rank has passed the final barrier."""
+    return result_path.with_name(f"done-rank{rank}")
 
 
 def main(argv: list[str]) -> int:
@@ -53,6 +59,8 @@ def main(argv: list[str]) -> int:
             atomic.write_text(Path(spec["result_path"]), json.dumps(result))
         # Nobody leaves before rank 0 has written the checkpoint and the result.
         distributed.barrier()
+        # From here on the run is complete: what fails now fails closing the process group (see launch.py).
+        atomic.write_text(done_marker(Path(spec["result_path"]), info.rank), "")
     finally:
         distributed.shutdown()
     return 0
