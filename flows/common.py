@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import re
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.states import Completed, State
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
 from tasks.progress import progress_bar
+from tasks.report_card import headline_message
+
+
+def with_headline(stage_flow: Callable[..., dict[str, Any]]) -> Callable[..., State]:
+    """Apply under @flow: the run ends Completed with the stage's headline as its state message (on the
+    run's page in the UI, and in `llmforge runs`); whoever calls the flow still gets the outcome dict."""
+
+    @functools.wraps(stage_flow)
+    def run(*args: Any, **kwargs: Any) -> State:
+        outcome = stage_flow(*args, **kwargs)
+        return Completed(data=outcome, message=headline_message(outcome))
+
+    # Prefect validates parameters against the signature; its annotations are resolved here,
+    # as the names they refer to live in the flow's module, not this one.
+    hints = typing.get_type_hints(stage_flow)
+    signature = inspect.signature(stage_flow)
+    run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()],
+    )
+    run.__annotations__ = hints
+    return run
 
 
 def pool_size(max_workers: int | None, tasks: int) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import artifact_key
+from flows.common import artifact_key, with_headline
 
 from llmforge.config import PipelineConfig
 from llmforge.stages import STAGE_ORDER, STAGES
@@ -16,6 +16,7 @@ from tasks.report_card import write_report_card
 
 
 @flow(name="pipeline", log_prints=True)
+@with_headline
 def pipeline_flow(
     workdir: str = "runs/default", config: PipelineConfig = PipelineConfig(), force: list[str] | None = None
 ) -> dict[str, Any]:

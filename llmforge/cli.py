@@ -1,4 +1,4 @@
-"""`llmforge`: one subcommand per stage, `run` for the whole chain, plus status, chat, dashboard and server.
+"""`llmforge`: one subcommand per stage, `run` for the whole chain, plus status, runs, chat, dashboard and server.
 
 Runs are recorded on the persistent local Prefect server (`llmforge.local_server`), started
 by the first command that needs it; `--ephemeral` uses a temporary one instead.
@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     dash = sub.add_parser("dashboard", help="the Prefect UI over the local run history, the deployments and a worker")
     dash.add_argument("--host", default="127.0.0.1", help="address of the local server, when this starts it")
     dash.add_argument("--port", type=int, default=None, help="its port, when this starts it (default: 4200 if free)")
+    runs = sub.add_parser("runs", help="the work directory's recent runs, from the Prefect server's history")
+    runs.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"work directory (default: {DEFAULT_WORKDIR})")
+    runs.add_argument("--limit", type=int, default=20, help="how many runs, newest first (default: 20)")
+    runs.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     server = sub.add_parser("server", help="the persistent local Prefect server that keeps the run history")
     server.add_argument("action", choices=["status", "start", "stop"])
     server.add_argument("--port", type=int, default=None, help="start: the port (default: 4200 if free)")
@@ -179,13 +183,18 @@ def _run_flow(args: argparse.Namespace, config: Any, verbose: bool) -> dict[str,
 
 
 def _call_flow(args: argparse.Namespace, config: Any) -> dict[str, Any]:
-    if args.command == "run":
-        from flows.pipeline import pipeline_flow
+    from prefect import tags
 
-        return pipeline_flow(workdir=args.workdir, config=config, force=list(STAGE_ORDER) if args.force else [])
-    stage_flow = STAGES[args.command].load_flow()
-    extra = {"resume": True} if getattr(args, "resume", False) else {}
-    return stage_flow(workdir=args.workdir, config=getattr(config, args.command), force=args.force, **extra)
+    from llmforge.runs import workdir_tag
+
+    with tags(workdir_tag(args.workdir)):  # how `llmforge runs` finds this work directory's runs
+        if args.command == "run":
+            from flows.pipeline import pipeline_flow
+
+            return pipeline_flow(workdir=args.workdir, config=config, force=list(STAGE_ORDER) if args.force else [])
+        stage_flow = STAGES[args.command].load_flow()
+        extra = {"resume": True} if getattr(args, "resume", False) else {}
+        return stage_flow(workdir=args.workdir, config=getattr(config, args.command), force=args.force, **extra)
 
 
 def _status(args: argparse.Namespace) -> dict[str, Any]:
@@ -291,6 +300,17 @@ def _config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runs(args: argparse.Namespace) -> None:
+    from llmforge import local_server
+    from llmforge.runs import format_rows, recent_runs, rows_as_json
+
+    if args.limit < 1:
+        raise ValueError(f"--limit must be at least 1 (got {args.limit})")
+    api = os.environ.get("PREFECT_API_URL") or local_server.ensure_server()[0].api_url
+    rows = recent_runs(api, Path(args.workdir), args.limit)
+    print(rows_as_json(rows) if args.json else format_rows(rows))
+
+
 def _server(args: argparse.Namespace) -> None:
     from llmforge import local_server
 
@@ -312,7 +332,7 @@ def _server(args: argparse.Namespace) -> None:
 
 def _dispatch(args: argparse.Namespace, argv: list[str], verbose: bool) -> int:
     commands = {"status": _status, "chat": _chat, "tokens": _tokens, "export": _export, "serve": _serve,
-                "server": _server}
+                "server": _server, "runs": _runs}
     if args.command == "dashboard":
         from llmforge.dashboard import serve_dashboard
 

@@ -59,6 +59,15 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+def headline_message(outcome: dict[str, Any]) -> str:
+    """One line for a flow run's final state: the stage's status and headline, or the pipeline's stage count."""
+    if "stages" in outcome:
+        stages = outcome["stages"]
+        return f"{sum(o['status'] == 'ran' for o in stages)} of {len(stages)} stages ran, the others were up to date"
+    text = HEADLINES.get(outcome["stage"], lambda m: "")(outcome.get("metrics") or {})
+    return f"{outcome['status']}: {text}" if text else str(outcome["status"])
+
+
 def report_card(outcomes: list[dict[str, Any]]) -> str:
     lines = ["# Report card", "", "| stage | status | wall s | headline |", "|---|---|---:|---|"]
     for o in outcomes:

@@ -107,6 +107,11 @@ def test_commands_share_one_persistent_server_that_keeps_their_history(shared_da
         assert again["pid"] == status["pid"]
         data_runs = [r for r in _flow_runs(status["api"]) if r["state_type"] == "COMPLETED"]
         assert len(data_runs) >= 2  # each command's flow run is in the history (its sub-flow runs too)
+        listed = run_cli(["runs", "--workdir", str(tmp_path / "first"), "--json"], env)
+        [row] = json.loads(listed.stdout)["runs"]  # the other command's run is another work directory's
+        assert row["stage"] == "data" and row["state"] == "Completed"
+        assert row["headline"] == "ran: 1 documents kept of 1 responses (0 removed, 0 unreadable)"
+        assert row["url"].startswith(f"http://127.0.0.1:{port}/runs/flow-run/")
 
         stopped = run_cli(["server", "stop"], env)
         assert stopped.returncode == 0 and f"pid {status['pid']}" in stopped.stdout
