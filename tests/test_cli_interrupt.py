@@ -31,9 +31,12 @@ class Terminal:
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         merged = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
                   **(env or {})}
+        # As in a terminal, SIGINT starts with its default action, even when these tests run in a
+        # background job (which ignores it, and the child would inherit that).
         self.process = subprocess.Popen([sys.executable, "-m", "llmforge.cli", *args], cwd=REPO_ROOT, env=merged,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                        start_new_session=True)
+                                        start_new_session=True,
+                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         self._lines: queue.Queue[str] = queue.Queue()
