@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 import re
 import typing
@@ -15,8 +16,30 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.states import Completed, State
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
+from llmforge.notify import WEBHOOK_ENV, failure_payload, post_json, run_page
 from tasks.progress import progress_bar
+
+log = logging.getLogger(__name__)
 from tasks.report_card import headline_message
+
+
+def notify_failure(flow: Any, flow_run: Any, state: State) -> None:
+    """on_failure / on_crashed hook of every stage flow: POST to LLMFORGE_FAILURE_WEBHOOK (llmforge.notify).
+    Only the outermost run notifies: a stage failing inside the pipeline fails the pipeline too."""
+    url = os.environ.get(WEBHOOK_ENV)
+    if not url or flow_run.parent_task_run_id is not None:
+        return
+    payload = failure_payload(
+        flow.name, str(flow_run.id), flow_run.name, state.name or state.type.value, state.message,
+        (flow_run.parameters or {}).get("workdir"), run_page(os.environ.get("PREFECT_API_URL"), str(flow_run.id)),
+    )
+    try:
+        post_json(url, payload)
+    except OSError as err:  # the run's own failure is what matters; this one is only reported
+        log.warning("could not send the failure notification to %s: %s", url, err)
+
+
+FAILURE_HOOKS: dict[str, Any] = {"on_failure": [notify_failure], "on_crashed": [notify_failure]}
 
 
 def with_headline(stage_flow: Callable[..., dict[str, Any]]) -> Callable[..., State]:

@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
-from flows.common import artifact_key, describe_runner, shard_runner, with_headline
+from flows.common import FAILURE_HOOKS, artifact_key, describe_runner, shard_runner, with_headline
 from llmforge import atomic
 from llmforge.config import DataConfig
 from llmforge.manifest import IncompleteStage, StageRun
@@ -76,7 +76,7 @@ def _publish_artifacts(workdir: str, data_dir: Path, stats: dict[str, Any]) -> N
     create_markdown_artifact(key=artifact_key(workdir, "data-removed-examples"), markdown=data_report.removed_examples(data_dir))
 
 
-@flow(name="data", log_prints=True)
+@flow(name="data", log_prints=True, **FAILURE_HOOKS)
 @with_headline
 def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), force: bool = False) -> dict[str, Any]:
     """Read WARC records → extract → filter → deduplicate → anonymise → Parquet documents."""

@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import artifact_key, with_headline
+from flows.common import FAILURE_HOOKS, artifact_key, with_headline
 from llmforge.config import EvaluateConfig
 from llmforge.manifest import StageRun
 from tasks.train import evaluate as evaluate_stage
@@ -21,7 +21,7 @@ def evaluate_task(workdir: str, config: EvaluateConfig) -> dict[str, Any]:
     return evaluate_stage.evaluate(root / "checkpoints" / "base", root / "tokenizer" / "tokenizer.json", root / "tokens" / "val", config)
 
 
-@flow(name="evaluate", log_prints=True)
+@flow(name="evaluate", log_prints=True, **FAILURE_HOOKS)
 @with_headline
 def evaluate_flow(workdir: str = "runs/default", config: EvaluateConfig = EvaluateConfig(), force: bool = False) -> dict[str, Any]:
     """Validation loss and bits per byte on the val shards, plus samples at several temperatures."""

@@ -8,14 +8,14 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import artifact_key, with_headline
+from flows.common import FAILURE_HOOKS, artifact_key, with_headline
 
 from llmforge.config import PipelineConfig
 from llmforge.stages import STAGE_ORDER, STAGES
 from tasks.report_card import write_report_card
 
 
-@flow(name="pipeline", log_prints=True)
+@flow(name="pipeline", log_prints=True, **FAILURE_HOOKS)
 @with_headline
 def pipeline_flow(
     workdir: str = "runs/default", config: PipelineConfig = PipelineConfig(), force: list[str] | None = None

@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import artifact_key, step_progress, with_headline
+from flows.common import FAILURE_HOOKS, artifact_key, step_progress, with_headline
 from llmforge.config import SftConfig
 from llmforge.manifest import StageRun
 from model.train import StepLog
@@ -29,7 +29,7 @@ def sft_task(workdir: str, config: SftConfig, checkpoint_dir: str) -> dict[str, 
                              Path(checkpoint_dir), config, on_log)
 
 
-@flow(name="sft", log_prints=True)
+@flow(name="sft", log_prints=True, **FAILURE_HOOKS)
 @with_headline
 def sft_flow(workdir: str = "runs/default", config: SftConfig = SftConfig(), force: bool = False) -> dict[str, Any]:
     """Fine-tune the base model on conversations (loss on the assistant's tokens only) and measure
