@@ -1,0 +1,132 @@
+"""prefect.yaml's deployments on a real Prefect server and worker, triggered through the API as the UI does.
+
+A server on a free loopback port (the persistent local server of a private LLMFORGE_HOME), the
+work pool, `prefect deploy --all` from the project root and a process worker: the same set-up as
+`llmforge dashboard`. The tokenize deployment is then run with a parameter, through the REST API,
+and its state, headline, artifact and outputs are checked, and `llmforge runs` finds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_process import run_cli
+
+from llmforge.dashboard import WORK_POOL
+from llmforge.local_server import ensure_server, stop_server
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUN_TIMEOUT = 300.0
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _api(api_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(
+        f"{api_url}/{path}", data=None if body is None else json.dumps(body).encode(),
+        method="GET" if body is None else "POST", headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A server with prefect.yaml deployed and a worker polling its pool."""
+    base = tmp_path_factory.mktemp("deployments")
+    home = base / "home"
+    record, _ = ensure_server(home, port=_free_port())
+    env = {**{k: v for k, v in os.environ.items() if k != "LLMFORGE_EPHEMERAL"},
+           "PREFECT_API_URL": record.api_url, "PREFECT_HOME": str(base / "prefect-home"), "LLMFORGE_HOME": str(home),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    worker = None
+    try:
+        for command in (["work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"],
+                        ["--no-prompt", "deploy", "--all"]):
+            done = subprocess.run([sys.executable, "-m", "prefect", *command], cwd=REPO_ROOT, env=env,
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, f"prefect {' '.join(command)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        worker_log = (base / "worker.log").open("wb")
+        worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL],
+                                  cwd=REPO_ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        yield {"api": record.api_url, "env": env, "base": base, "worker_log": base / "worker.log"}
+    finally:
+        if worker is not None and worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+        stop_server(home)
+
+
+def _wait_for(api_url: str, flow_run_id: str, worker_log: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        run = _api(api_url, f"flow_runs/{flow_run_id}")
+        if run["state_type"] in TERMINAL:
+            return run
+        time.sleep(1.0)
+    tail = worker_log.read_text(errors="replace")[-3000:]
+    pytest.fail(f"flow run {flow_run_id} did not finish within {RUN_TIMEOUT:.0f} s; the worker's log ends:\n{tail}")
+
+
+@pytest.mark.slow
+def test_every_stage_is_deployed_on_the_process_pool(deployed: dict[str, Any]) -> None:
+    deployments = _api(deployed["api"], "deployments/filter", {})
+    names = {d["name"] for d in deployments}
+    assert {"pipeline", "data", "tokenize", "pretrain", "evaluate", "sft", "rl"} <= names
+    assert {d["work_pool_name"] for d in deployments} == {WORK_POOL}
+    [data] = [d for d in deployments if d["name"] == "data"]
+    assert [s["schedule"].get("cron") for s in data["schedules"]] == ["0 2 * * *"]
+
+
+@pytest.mark.slow
+def test_the_tokenize_deployment_runs_on_the_worker_with_its_parameters(
+    deployed: dict[str, Any], shared_data: Path
+) -> None:
+    api, base = deployed["api"], deployed["base"]
+    workdir = base / "work"
+    source = base / "source"
+    source.mkdir()
+    shutil.copy(shared_data / "warc" / "jwarc-commoncrawl.org-single-response.warc.gz", source)
+    # The documents come from a CLI run recorded on the same server.
+    made = run_cli(["data", "--source", str(source), "--workdir", str(workdir)], deployed["env"])
+    assert made.returncode == 0, made.describe()
+
+    deployment = _api(api, "deployments/name/tokenize/tokenize")
+    created = _api(api, f"deployments/{deployment['id']}/create_flow_run",
+                   {"parameters": {"workdir": str(workdir)}})
+    run = _wait_for(api, created["id"], deployed["worker_log"])
+
+    assert run["state_type"] == "COMPLETED", (run["state"], deployed["worker_log"].read_text(errors="replace")[-3000:])
+    assert run["state"]["message"].startswith("ran: vocabulary ")  # the stage's headline
+    assert run["parameters"]["workdir"] == str(workdir)
+    artifacts = _api(api, "artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+    assert any((a.get("key") or "").endswith("tokenize-summary") for a in artifacts)
+    assert (workdir / "tokenizer" / "tokenizer.json").is_file()
+    assert list((workdir / "tokens" / "train").glob("*.parquet"))
+    assert json.loads((workdir / "tokens" / "manifest.json").read_text())["stage"] == "tokenize"
+
+    listed = run_cli(["runs", "--workdir", str(workdir), "--json"], deployed["env"])
+    stages = [row["stage"] for row in json.loads(listed.stdout)["runs"]]
+    assert stages == ["tokenize", "data"]  # the deployment's run by its parameter, the CLI's by its tag
