@@ -42,19 +42,49 @@ def notify_failure(flow: Any, flow_run: Any, state: State) -> None:
 FAILURE_HOOKS: dict[str, Any] = {"on_failure": [notify_failure], "on_crashed": [notify_failure]}
 
 
-def with_headline(stage_flow: Callable[..., dict[str, Any]]) -> Callable[..., State]:
+UPDATE_EVENT = "llmforge.{stage}.updated"  # prefect.yaml's triggers listen for these
+WORKDIR_RESOURCE = "llmforge.workdir."
+
+
+def announce_update(stage: str, workdir: str, outcome: dict[str, Any]) -> None:
+    """Tell the server a stage wrote new outputs, so triggers in prefect.yaml can start what follows
+    (tokenize after data). Only a deployment's run says so (the nightly schedule, the UI): a run
+    started by hand is followed by hand, and inside the pipeline the next stage runs anyway."""
+    from prefect.context import FlowRunContext
+    from prefect.events import emit_event
+
+    context = FlowRunContext.get()
+    if outcome.get("status") != "ran" or context is None:
+        return
+    run = context.flow_run
+    if run.deployment_id is None or run.parent_task_run_id is not None:
+        return
+    path = os.path.abspath(workdir)
+    emit_event(
+        event=UPDATE_EVENT.format(stage=stage),
+        resource={"prefect.resource.id": WORKDIR_RESOURCE + path, "prefect.resource.name": path},
+        payload={"metrics": {k: v for k, v in (outcome.get("metrics") or {}).items() if not isinstance(v, dict)}},
+    )
+
+
+def reports_outcome(stage_flow: Callable[..., dict[str, Any]]) -> Callable[..., State]:
     """Apply under @flow: the run ends Completed with the stage's headline as its state message (on the
-    run's page in the UI, and in `llmforge runs`); whoever calls the flow still gets the outcome dict."""
+    run's page in the UI, and in `llmforge runs`) and, when it wrote new outputs, announces them
+    (`announce_update`); whoever calls the flow still gets the outcome dict."""
+    signature = inspect.signature(stage_flow)
 
     @functools.wraps(stage_flow)
     def run(*args: Any, **kwargs: Any) -> State:
         outcome = stage_flow(*args, **kwargs)
+        if "stage" in outcome:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            announce_update(outcome["stage"], bound.arguments["workdir"], outcome)
         return Completed(data=outcome, message=headline_message(outcome))
 
     # Prefect validates parameters against the signature; its annotations are resolved here,
     # as the names they refer to live in the flow's module, not this one.
     hints = typing.get_type_hints(stage_flow)
-    signature = inspect.signature(stage_flow)
     run.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()],
     )

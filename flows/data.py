@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
-from flows.common import FAILURE_HOOKS, artifact_key, describe_runner, shard_runner, with_headline
+from flows.common import FAILURE_HOOKS, artifact_key, describe_runner, reports_outcome, shard_runner
 from llmforge import atomic
 from llmforge.config import DataConfig
 from llmforge.manifest import IncompleteStage, StageRun
@@ -77,7 +77,7 @@ def _publish_artifacts(workdir: str, data_dir: Path, stats: dict[str, Any]) -> N
 
 
 @flow(name="data", log_prints=True, **FAILURE_HOOKS)
-@with_headline
+@reports_outcome
 def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), force: bool = False) -> dict[str, Any]:
     """Read WARC records → extract → filter → deduplicate → anonymise → Parquet documents."""
     with StageRun("data", workdir, config, force) as stage:

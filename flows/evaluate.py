@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import FAILURE_HOOKS, artifact_key, with_headline
+from flows.common import FAILURE_HOOKS, artifact_key, reports_outcome
 from llmforge.config import EvaluateConfig
 from llmforge.manifest import StageRun
 from tasks.train import evaluate as evaluate_stage
@@ -22,7 +22,7 @@ def evaluate_task(workdir: str, config: EvaluateConfig) -> dict[str, Any]:
 
 
 @flow(name="evaluate", log_prints=True, **FAILURE_HOOKS)
-@with_headline
+@reports_outcome
 def evaluate_flow(workdir: str = "runs/default", config: EvaluateConfig = EvaluateConfig(), force: bool = False) -> dict[str, Any]:
     """Validation loss and bits per byte on the val shards, plus samples at several temperatures."""
     stage = StageRun("evaluate", workdir, config, force)

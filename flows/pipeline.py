@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import FAILURE_HOOKS, artifact_key, with_headline
+from flows.common import FAILURE_HOOKS, artifact_key, reports_outcome
 
 from llmforge.config import PipelineConfig
 from llmforge.stages import STAGE_ORDER, STAGES
@@ -16,7 +16,7 @@ from tasks.report_card import write_report_card
 
 
 @flow(name="pipeline", log_prints=True, **FAILURE_HOOKS)
-@with_headline
+@reports_outcome
 def pipeline_flow(
     workdir: str = "runs/default", config: PipelineConfig = PipelineConfig(), force: list[str] | None = None
 ) -> dict[str, Any]:

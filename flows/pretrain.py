@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import FAILURE_HOOKS, artifact_key, step_progress, with_headline
+from flows.common import FAILURE_HOOKS, artifact_key, reports_outcome, step_progress
 from llmforge.config import PretrainConfig
 from llmforge.manifest import StageRun
 from model.train import StepLog
@@ -35,7 +35,7 @@ def train_task(workdir: str, config: PretrainConfig, checkpoint_dir: str, resume
 
 
 @flow(name="pretrain", log_prints=True, **FAILURE_HOOKS)
-@with_headline
+@reports_outcome
 def pretrain_flow(
     workdir: str = "runs/default", config: PretrainConfig = PretrainConfig(), force: bool = False, resume: bool = False
 ) -> dict[str, Any]:

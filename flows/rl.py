@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import FAILURE_HOOKS, artifact_key, step_progress, with_headline
+from flows.common import FAILURE_HOOKS, artifact_key, reports_outcome, step_progress
 from llmforge.config import RlConfig
 from llmforge.manifest import StageRun
 from tasks.posttrain import rl as rl_stage
@@ -30,7 +30,7 @@ def rl_task(workdir: str, config: RlConfig, checkpoint_dir: str) -> dict[str, An
 
 
 @flow(name="rl", log_prints=True, **FAILURE_HOOKS)
-@with_headline
+@reports_outcome
 def rl_flow(workdir: str = "runs/default", config: RlConfig = RlConfig(), force: bool = False) -> dict[str, Any]:
     """Sample several answers per problem, reward the right ones, reinforce; pass@k before and after."""
     stage = StageRun("rl", workdir, config, force)

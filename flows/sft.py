@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import FAILURE_HOOKS, artifact_key, step_progress, with_headline
+from flows.common import FAILURE_HOOKS, artifact_key, reports_outcome, step_progress
 from llmforge.config import SftConfig
 from llmforge.manifest import StageRun
 from model.train import StepLog
@@ -30,7 +30,7 @@ def sft_task(workdir: str, config: SftConfig, checkpoint_dir: str) -> dict[str, 
 
 
 @flow(name="sft", log_prints=True, **FAILURE_HOOKS)
-@with_headline
+@reports_outcome
 def sft_flow(workdir: str = "runs/default", config: SftConfig = SftConfig(), force: bool = False) -> dict[str, Any]:
     """Fine-tune the base model on conversations (loss on the assistant's tokens only) and measure
     its accuracy on held-out word problems."""

@@ -80,7 +80,7 @@ STAGES: dict[str, StageSpec] = {
             name="tokenize",
             help="documents → byte-level BPE tokenizer → train/val token shards",
             config_class=cfg.TokenizeConfig,
-            flow_ref="flows.tokenize:tokenize_flow",
+            flow_ref="flows.tokenization:tokenize_flow",
             upstream=("data",),
             outputs={"tokenizer": "tokenizer/tokenizer.json", "train": "tokens/train", "val": "tokens/val",
                      "report": "reports/tokenizer.md"},

@@ -130,3 +130,38 @@ def test_the_tokenize_deployment_runs_on_the_worker_with_its_parameters(
     listed = run_cli(["runs", "--workdir", str(workdir), "--json"], deployed["env"])
     stages = [row["stage"] for row in json.loads(listed.stdout)["runs"]]
     assert stages == ["tokenize", "data"]  # the deployment's run by its parameter, the CLI's by its tag
+
+
+def _runs_of(api_url: str, deployment_id: str) -> list[dict[str, Any]]:
+    return _api(api_url, "flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}})
+
+
+@pytest.mark.slow
+def test_a_data_run_with_new_documents_triggers_tokenize_on_its_work_directory(
+    deployed: dict[str, Any], shared_data: Path
+) -> None:
+    api, base = deployed["api"], deployed["base"]
+    workdir, source = base / "triggered", base / "triggered-source"
+    source.mkdir()
+    shutil.copy(shared_data / "warc" / "jwarc-commoncrawl.org-single-response.warc.gz", source)
+    data = _api(api, "deployments/name/data/data")
+    tokenize = _api(api, "deployments/name/tokenize/tokenize")
+    before = {r["id"] for r in _runs_of(api, tokenize["id"])}
+
+    created = _api(api, f"deployments/{data['id']}/create_flow_run",
+                   {"parameters": {"workdir": str(workdir), "config": {"source": str(source)}}})
+    run = _wait_for(api, created["id"], deployed["worker_log"])
+    assert run["state_type"] == "COMPLETED", (run["state"], deployed["worker_log"].read_text(errors="replace")[-3000:])
+    assert run["state"]["message"].startswith("ran: 1 documents"), run["state"]
+
+    deadline = time.monotonic() + RUN_TIMEOUT
+    triggered: list[dict[str, Any]] = []
+    while not triggered and time.monotonic() < deadline:
+        triggered = [r for r in _runs_of(api, tokenize["id"])
+                     if r["id"] not in before and r["parameters"].get("workdir") == str(workdir)]
+        time.sleep(1.0)
+    assert triggered, "no tokenize run was triggered by the data run"
+    [follow] = triggered
+    follow = _wait_for(api, follow["id"], deployed["worker_log"])
+    assert follow["state_type"] == "COMPLETED", follow["state"]
+    assert list((workdir / "tokens" / "train").glob("*.parquet"))

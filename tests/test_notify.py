@@ -52,7 +52,7 @@ def test_the_payload_is_one_line_and_links_to_the_run() -> None:
 @pytest.mark.integration
 def test_a_failed_stage_run_posts_once_to_the_webhook(prefect_harness, receiver, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from flows.tokenize import tokenize_flow
+    from flows.tokenization import tokenize_flow
 
     url, received = receiver
     monkeypatch.setenv("LLMFORGE_FAILURE_WEBHOOK", url)
@@ -69,7 +69,7 @@ def test_a_failed_stage_run_posts_once_to_the_webhook(prefect_harness, receiver,
 def test_an_unreachable_webhook_leaves_the_run_s_own_error(prefect_harness, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch,
                                                            caplog: pytest.LogCaptureFixture) -> None:
-    from flows.tokenize import tokenize_flow
+    from flows.tokenization import tokenize_flow
 
     monkeypatch.setenv("LLMFORGE_FAILURE_WEBHOOK", "http://127.0.0.1:9/nobody")
     with pytest.raises(Exception) as raised:

@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import FAILURE_HOOKS, artifact_key, process_pool, with_headline
+from flows.common import FAILURE_HOOKS, artifact_key, process_pool, reports_outcome
 from llmforge import atomic
 from llmforge.atomic import replace_directory
 from llmforge.config import TokenizeConfig
@@ -34,7 +34,7 @@ def encode_shards_flow(shards: list[str], tokenizer_path: str, out_dirs: dict[st
 
 
 @flow(name="tokenize", log_prints=True, **FAILURE_HOOKS)
-@with_headline
+@reports_outcome
 def tokenize_flow(workdir: str = "runs/default", config: TokenizeConfig = TokenizeConfig(), force: bool = False) -> dict[str, Any]:
     """Train a byte-level BPE tokenizer on the documents, then encode them into train/val token shards."""
     stage = StageRun("tokenize", workdir, config, force)
