@@ -92,6 +92,39 @@ def reports_outcome(stage_flow: Callable[..., dict[str, Any]]) -> Callable[..., 
     return run
 
 
+ACCELERATOR_LIMIT = "llmforge-accelerator"  # a Prefect global concurrency limit, one slot by default
+
+
+def _ensure_limit(name: str, default_limit: int) -> None:
+    """Create the limit with its default when the server has none; an existing one keeps the size it was given."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=default_limit))
+            except ObjectAlreadyExists:
+                pass  # another run created it meanwhile
+
+
+@contextmanager
+def accelerator_slot(stage: str) -> Iterator[None]:
+    """Hold one slot of the server's `llmforge-accelerator` limit while a training stage trains, so two
+    training stages started at once (a schedule, a trigger, a person) take the machine in turn. The limit
+    has one slot unless changed (`prefect gcl update llmforge-accelerator --limit N`, or the UI)."""
+    from prefect.concurrency.sync import concurrency
+
+    _ensure_limit(ACCELERATOR_LIMIT, default_limit=1)
+    log.info("%s: waiting for a slot of the %r concurrency limit", stage, ACCELERATOR_LIMIT)
+    # A long training outlives lease renewals that fail for a moment: such a failure must not stop it.
+    with concurrency(ACCELERATOR_LIMIT, occupy=1, strict=True, raise_on_lease_renewal_failure=False):
+        yield
+
+
 def pool_size(max_workers: int | None, tasks: int) -> int:
     """Workers for `tasks` tasks: at most max_workers (default: one per core), and no more than
     there are tasks, since each worker costs ~2 CPU-seconds of imports before its first task."""

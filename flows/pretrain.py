@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import FAILURE_HOOKS, artifact_key, reports_outcome, step_progress
+from flows.common import FAILURE_HOOKS, accelerator_slot, artifact_key, reports_outcome, step_progress
 from llmforge.config import PretrainConfig
 from llmforge.manifest import StageRun
 from model.train import StepLog
@@ -46,8 +46,9 @@ def pretrain_flow(
     stage = StageRun("pretrain", workdir, config, force or resume)
     if stage.up_to_date:
         return stage.skipped()
-    with stage.time("train"):
-        result = train_task(workdir, config, str(stage.path("checkpoint")), resume)
+    with accelerator_slot("pretrain"):  # one training stage at a time on this server
+        with stage.time("train"):
+            result = train_task(workdir, config, str(stage.path("checkpoint")), resume)
     pretrain_stage.write_training_report(stage.path("report"), result)
     plot_loss_curve(result["history"], stage.path("loss_curve"))
     create_table_artifact(key=artifact_key(workdir, "pretrain-loss-curve"), table=result["history"],

@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import FAILURE_HOOKS, artifact_key, reports_outcome, step_progress
+from flows.common import FAILURE_HOOKS, accelerator_slot, artifact_key, reports_outcome, step_progress
 from llmforge.config import RlConfig
 from llmforge.manifest import StageRun
 from tasks.posttrain import rl as rl_stage
@@ -36,8 +36,9 @@ def rl_flow(workdir: str = "runs/default", config: RlConfig = RlConfig(), force:
     stage = StageRun("rl", workdir, config, force)
     if stage.up_to_date:
         return stage.skipped()
-    with stage.time("train"):
-        result = rl_task(workdir, config, str(stage.path("checkpoint")))
+    with accelerator_slot("rl"):  # one training stage at a time on this server
+        with stage.time("train"):
+            result = rl_task(workdir, config, str(stage.path("checkpoint")))
     rl_stage.write_rl_report(stage.path("report"), result)
     metrics = result["metrics"]
     create_markdown_artifact(key=artifact_key(workdir, "rl-report"), markdown=rl_stage.rl_report(result),

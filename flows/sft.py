@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import FAILURE_HOOKS, artifact_key, reports_outcome, step_progress
+from flows.common import FAILURE_HOOKS, accelerator_slot, artifact_key, reports_outcome, step_progress
 from llmforge.config import SftConfig
 from llmforge.manifest import StageRun
 from model.train import StepLog
@@ -37,8 +37,9 @@ def sft_flow(workdir: str = "runs/default", config: SftConfig = SftConfig(), for
     stage = StageRun("sft", workdir, config, force)
     if stage.up_to_date:
         return stage.skipped()
-    with stage.time("train"):
-        result = sft_task(workdir, config, str(stage.path("checkpoint")))
+    with accelerator_slot("sft"):  # one training stage at a time on this server
+        with stage.time("train"):
+            result = sft_task(workdir, config, str(stage.path("checkpoint")))
     sft_stage.write_sft_report(stage.path("report"), result)
     create_markdown_artifact(key=artifact_key(workdir, "sft-report"), markdown=sft_stage.sft_report(result),
                              description=f"held-out accuracy {result['metrics']['heldout_accuracy']}")
