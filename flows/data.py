@@ -9,6 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
+from prefect.states import State
 
 from flows.common import FAILURE_HOOKS, artifact_key, describe_runner, reports_outcome, shard_runner
 from llmforge import atomic
@@ -19,7 +20,7 @@ from tasks.data import stage as data_stage
 from tasks.data.duplicates import Duplicates, find_duplicates
 from tasks.data.shard_failure import incomplete_message, record_failed_shard
 from tasks.data.shards import Shard, distinct_files, file_digests, plan_shards
-from tasks.data.sources import resolve_source, source_names
+from tasks.data.sources import resolve_source, source_names, worth_retrying
 from tasks.data.stats import build_stats
 
 
@@ -55,9 +56,25 @@ def process_shards_flow(
     return [_shard_result(future, shard, data_dir, config) for future, shard in zip(futures, shards)]
 
 
+def _server_failed(task: Any, task_run: Any, state: State) -> bool:
+    try:
+        state.result()
+    except Exception as err:  # noqa: BLE001 - the failure to classify
+        return worth_retrying(err)
+    return False
+
+
+@task(name="resolve-source", cache_policy=NO_CACHE, retry_condition_fn=_server_failed)
+def resolve_source_task(config: DataConfig, workdir: Path) -> list[Path]:
+    """The input files: local ones, the sample, or a crawl's files downloaded into the cache."""
+    return resolve_source(config, workdir)
+
+
 def plan(config: DataConfig, workdir: Path) -> tuple[list[Shard], dict[str, str]]:
     """The shards to process, and {file: file kept} for the files whose content an earlier file has."""
-    files = resolve_source(config, workdir)
+    files = resolve_source_task.with_options(
+        retries=config.cc_run_retries, retry_delay_seconds=config.cc_run_retry_delay_seconds,
+    )(config, workdir)
     digests = file_digests(files)
     names = source_names(config, workdir, files)
     distinct, copies = distinct_files(files, digests)

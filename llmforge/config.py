@@ -258,6 +258,13 @@ class DataConfig(Section):
         5, "failed attempts in a row (without progress) before giving up on a file", ge=1
     )
     cc_backoff_seconds: float = execution_only(1.0, "first retry delay; doubles on every further failure", ge=0)
+    cc_run_retries: int = execution_only(
+        2, "times the whole download is tried again, after cc_run_retry_delay_seconds, when the crawl's server "
+        "still fails once a file's own retries are spent (a nightly run outlasts an outage)", ge=0, le=20,
+    )
+    cc_run_retry_delay_seconds: float = execution_only(
+        300.0, "wait before each of those tries", ge=0, le=86_400,
+    )
     # Split large WARC files into shards of this many records (0: one shard per file).
     records_per_shard: NonNegativeCount = 0
     # Read only the first N records of each file (None: all); handy for a quick look at a crawl.

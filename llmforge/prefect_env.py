@@ -63,28 +63,27 @@ _RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 
 
 class _CliConsoleFilter(logging.Filter):
-    """Keeps Prefect's tracebacks off the CLI's console.
+    """Keeps Prefect's tracebacks and repeated failures off the CLI's console.
 
     A flow run that raises is logged with the whole traceback (~30 lines) before the exception
-    reaches the CLI, which then reports it as one line: that record is dropped here. A failed
-    task run keeps its one-line message, without the traceback. After an interrupt nothing is
-    shown: the CLI has already said so.
+    reaches the CLI, which then reports it as one line: that record is dropped here. So are a
+    failed task run's error records: the flow fails with the same exception, or reports it in
+    its own one line (failed shards). A task that will be retried says so at INFO, which stays.
+    After an interrupt nothing is shown: the CLI has already said so. `--verbose` shows it all.
     """
 
-    def __init__(self, handler: logging.Handler) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.handler = handler
         self.silent = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.silent:
             return False
-        if not record.exc_info or not record.name.startswith(_RUN_LOGGERS):
+        if not record.name.startswith(_RUN_LOGGERS):
             return True
         if record.name.startswith("prefect.task_runs"):
-            # The same message without its traceback; the copy passes this filter (no exc_info).
-            self.handler.handle(logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None}))
-        return False
+            return record.levelno < logging.ERROR
+        return not record.exc_info
 
 
 def _console_filters() -> list[_CliConsoleFilter]:
@@ -101,7 +100,7 @@ def quiet_run_tracebacks() -> None:
         if isinstance(handler, PrefectConsoleHandler) and not any(
             isinstance(f, _CliConsoleFilter) for f in handler.filters
         ):
-            handler.addFilter(_CliConsoleFilter(handler))
+            handler.addFilter(_CliConsoleFilter())
 
 
 def silence_console() -> None:

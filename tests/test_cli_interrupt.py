@@ -106,14 +106,25 @@ def test_ctrl_c_during_a_data_run_stops_it_with_one_line(tmp_path: Path) -> None
     # INFO logs only to see when the shard tasks have started; what matters is what comes after Ctrl-C.
     with terminal("data", "--workdir", str(tmp_path / "w"), env={"PREFECT_LOGGING_LEVEL": "INFO"}) as term:
         term.wait_for("for flow 'data-shards'", START_TIMEOUT)
-        time.sleep(3.0)  # the pool's workers are busy with shards now
-        started = descendants(term.process.pid)
-        assert any("multiprocessing" in " ".join(p.cmdline()) for p in started), [p.cmdline() for p in started]
+        started = pool_started(term.process.pid, START_TIMEOUT)  # its workers are busy with shards now
         before = term.ctrl_c()
         assert term.finish(STOP_TIMEOUT) == 130
         assert term.stderr[before:] == ["llmforge: interrupted"]
         assert not any("Traceback" in line for line in term.stderr + term.stdout)
         assert_all_gone(started)
+
+
+def pool_started(pid: int, timeout: float) -> list:
+    """The command's processes once its process pool's workers are among them (a loaded machine starts them late)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        started = descendants(pid)
+        if any("multiprocessing" in " ".join(p.cmdline()) for p in started):
+            time.sleep(1.0)  # let them take their shards
+            return descendants(pid)
+        if time.monotonic() > deadline:
+            pytest.fail(f"no pool worker within {timeout:.0f} s: {[p.cmdline() for p in started]}")
+        time.sleep(0.5)
 
 
 def free_port() -> int:

@@ -70,6 +70,17 @@ def fetch_common_crawl(crawl_id: str, config: DataConfig, cache_dir: Path) -> li
         raise SourceError(f"Common Crawl at {config.cc_base_url}: {err}") from err
 
 
+def worth_retrying(err: BaseException) -> bool:
+    """Whether a failed source resolution may succeed later: the crawl's server kept failing (after the
+    per-file retries), not a final answer (a malformed crawl id, a crawl the server lacks, a 4xx) or a
+    local path that is missing."""
+    from tasks.data.common_crawl import CrawlFetchError, HTTPStatusError, InvalidCrawlIdError, UnknownCrawlError
+
+    cause = err.__cause__ if isinstance(err, SourceError) else err
+    final = (InvalidCrawlIdError, UnknownCrawlError, HTTPStatusError)
+    return isinstance(cause, CrawlFetchError) and not isinstance(cause, final)
+
+
 def check_source(config: DataConfig) -> None:
     """Fail fast, before any orchestration starts, on a source that cannot be read."""
     if config.source == "sample":
