@@ -172,10 +172,15 @@ def _pick_port(host: str, wanted: int | None) -> int:
         return sock.getsockname()[1]
 
 
-def server_environment(paths: ServerPaths) -> dict[str, str]:
-    """The server's own environment: its Prefect home (and so its database) under the llmforge home."""
+def server_environment(paths: ServerPaths, host: str, port: int) -> dict[str, str]:
+    """The server's own environment: its Prefect home (and so its database) under the llmforge home,
+    and its address, which its UI would otherwise take to be Prefect's default (4200) whatever --port says."""
     env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
-    env.update(PREFECT_HOME=str(paths.directory), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.update(
+        PREFECT_HOME=str(paths.directory), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_API_HOST=host, PREFECT_SERVER_API_PORT=str(port),
+        PREFECT_UI_API_URL=f"http://{host}:{port}/api",
+    )
     return env
 
 
@@ -199,7 +204,7 @@ def start_server(paths: ServerPaths, host: str = DEFAULT_HOST, port: int | None 
         # A session of its own: Ctrl-C on the command that started it must not stop it.
         process = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(chosen)],
-            env=server_environment(paths), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=server_environment(paths, host, chosen), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, cwd=paths.directory,
         )
     record = ServerRecord(pid=process.pid, host=host, port=chosen,

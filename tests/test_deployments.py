@@ -165,3 +165,47 @@ def test_a_data_run_with_new_documents_triggers_tokenize_on_its_work_directory(
     follow = _wait_for(api, follow["id"], deployed["worker_log"])
     assert follow["state_type"] == "COMPLETED", follow["state"]
     assert list((workdir / "tokens" / "train").glob("*.parquet"))
+
+
+def _wait_for_text(web: Any, texts: list[str], timeout: float = 90.0) -> str:
+    """The page's visible text once it shows every one of `texts` (the UI renders after loading its data)."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    body = ""
+    while time.monotonic() < deadline:
+        body = web.find_element(By.TAG_NAME, "body").text
+        if all(text in body for text in texts):
+            return body
+        time.sleep(0.5)
+    pytest.fail(f"the page never showed {texts}; it shows:\n{body[:2000]}")
+
+
+@pytest.mark.slow
+def test_the_prefect_ui_lists_the_deployments_and_shows_a_run_s_artifact(
+    deployed: dict[str, Any], tmp_path: Path
+) -> None:
+    from chromium import chromium
+    from selenium.webdriver.common.by import By
+
+    api = deployed["api"]
+    ui = api.removesuffix("/api")
+    tokenize = _api(api, "deployments/name/tokenize/tokenize")
+    done = [r for r in _runs_of(api, tokenize["id"]) if r["state_type"] == "COMPLETED"]
+    assert done, "the tests above leave a completed tokenize run"
+    with chromium(tmp_path / "profile", page_load_timeout=60) as web:
+        web.get(f"{ui}/deployments")
+        _wait_for_text(web, ["pipeline", "data", "tokenize", "pretrain", "evaluate", "sft", "rl"])
+        web.get(f"{ui}/runs/flow-run/{done[0]['id']}")
+        _wait_for_text(web, ["Artifacts"])
+        tabs = []
+        deadline = time.monotonic() + 60
+        while not tabs and time.monotonic() < deadline:
+            tabs = web.find_elements(By.CSS_SELECTOR, "li.p-tab#artifacts")
+            time.sleep(0.5)
+        assert tabs, "the run's page has no Artifacts tab"
+        web.execute_script("arguments[0].click();", tabs[0])
+        # The list renders its cards only once on screen (a virtual scroller).
+        time.sleep(1.0)
+        web.execute_script("document.querySelector('.flow-run-artifacts .p-virtual-scroller')?.scrollIntoView();")
+        _wait_for_text(web, ["tokenize-summary"])
