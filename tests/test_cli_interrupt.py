@@ -106,7 +106,7 @@ def test_ctrl_c_during_a_data_run_stops_it_with_one_line(tmp_path: Path) -> None
     # INFO logs only to see when the shard tasks have started; what matters is what comes after Ctrl-C.
     with terminal("data", "--workdir", str(tmp_path / "w"), env={"PREFECT_LOGGING_LEVEL": "INFO"}) as term:
         term.wait_for("for flow 'data-shards'", START_TIMEOUT)
-        started = pool_started(term.process.pid, START_TIMEOUT)  # its workers are busy with shards now
+        started = at_work(term.process.pid, START_TIMEOUT)  # extracting pages now
         before = term.ctrl_c()
         assert term.finish(STOP_TIMEOUT) == 130
         assert term.stderr[before:] == ["llmforge: interrupted"]
@@ -114,16 +114,17 @@ def test_ctrl_c_during_a_data_run_stops_it_with_one_line(tmp_path: Path) -> None
         assert_all_gone(started)
 
 
-def pool_started(pid: int, timeout: float) -> list:
-    """The command's processes once its process pool's workers are among them (a loaded machine starts them late)."""
+def at_work(pid: int, timeout: float) -> list:
+    """The command's processes once its extraction child is among them: the stage is reading pages
+    (in a pool worker, or in the stage process itself when there is a single shard, as for the sample)."""
     deadline = time.monotonic() + timeout
     while True:
         started = descendants(pid)
-        if any("multiprocessing" in " ".join(p.cmdline()) for p in started):
-            time.sleep(1.0)  # let them take their shards
+        if any("LLMFORGE_EXTRACTOR_SYS_PATH" in " ".join(p.cmdline()) for p in started):
+            time.sleep(1.0)  # let it take a few pages
             return descendants(pid)
         if time.monotonic() > deadline:
-            pytest.fail(f"no pool worker within {timeout:.0f} s: {[p.cmdline() for p in started]}")
+            pytest.fail(f"no extraction child within {timeout:.0f} s: {[p.cmdline() for p in started]}")
         time.sleep(0.5)
 
 
