@@ -24,50 +24,50 @@ def project(tmp_path: Path) -> Path:
     _write(tmp_path, {
         "flows/__init__.py": "",
         "flows/common.py": "from tasks.progress import bar\n",
-        "flows/stage.py": "from flows.common import helper\nfrom llmforge.config import X\nfrom tasks.work import run\n",
+        "flows/stage.py": "from flows.common import helper\nfrom llmforge.config import X\nfrom tasks.toy import run\n",
         "llmforge/__init__.py": "",
         "llmforge/config.py": "from tasks.unrelated import y\n",
         "tasks/__init__.py": "",
         "tasks/progress.py": "",
         "tasks/unrelated.py": "",
-        "tasks/work/__init__.py": "",
-        "tasks/work/run.py": "",
-        "tasks/work/helpers.py": (
+        "tasks/toy/__init__.py": "",
+        "tasks/toy/run.py": "",
+        "tasks/toy/helpers.py": (
             "import json\n\n"
             "def later():\n"
             "    from .deep import only_here  # reached only through this function-local import\n"
             "    return only_here\n"
         ),
-        "tasks/work/deep.py": "only_here = 1\n",
-        "tasks/work/never.py": "",
+        "tasks/toy/deep.py": "only_here = 1\n",
+        "tasks/toy/never.py": "",
         "model/__init__.py": "from model.gpt import GPT\n",
         "model/gpt.py": "class GPT: ...\n",
     })
-    (tmp_path / "tasks/work/__init__.py").write_text("from tasks.work import helpers\nimport model\n", encoding="utf-8")
+    (tmp_path / "tasks/toy/__init__.py").write_text("from tasks.toy import helpers\nimport model\n", encoding="utf-8")
     return tmp_path
 
 
 def test_the_closure_follows_flows_and_every_kind_of_import_but_keeps_only_stage_code(project: Path) -> None:
     modules = imported_modules(["flows.stage"], root=project)
     assert modules == (
-        "model", "model.gpt", "tasks", "tasks.progress", "tasks.work", "tasks.work.deep", "tasks.work.helpers",
-        "tasks.work.run",
+        "model", "model.gpt", "tasks", "tasks.progress", "tasks.toy", "tasks.toy.deep", "tasks.toy.helpers",
+        "tasks.toy.run",
     )
     # Not followed into llmforge/ (configs are fingerprinted on their own), not reached: not in.
-    assert "tasks.unrelated" not in modules and "tasks.work.never" not in modules
+    assert "tasks.unrelated" not in modules and "tasks.toy.never" not in modules
 
 
 def test_editing_a_module_reached_only_through_a_function_local_import_changes_the_digest(project: Path) -> None:
     before = source_digest(imported_modules(["flows.stage"], root=project), root=project)
-    (project / "tasks/work/never.py").write_text("changed = True\n", encoding="utf-8")
+    (project / "tasks/toy/never.py").write_text("changed = True\n", encoding="utf-8")
     assert source_digest(imported_modules(["flows.stage"], root=project), root=project) == before
-    (project / "tasks/work/deep.py").write_text("only_here = 2\n", encoding="utf-8")
+    (project / "tasks/toy/deep.py").write_text("only_here = 2\n", encoding="utf-8")
     assert source_digest(imported_modules(["flows.stage"], root=project), root=project) != before
 
 
 def test_a_new_import_is_seen_at_once(project: Path) -> None:
-    (project / "tasks/work/run.py").write_text("def go():\n    import tasks.work.never\n", encoding="utf-8")
-    assert "tasks.work.never" in imported_modules(["flows.stage"], root=project)
+    (project / "tasks/toy/run.py").write_text("def go():\n    import tasks.toy.never\n", encoding="utf-8")
+    assert "tasks.toy.never" in imported_modules(["flows.stage"], root=project)
 
 
 def test_the_data_stage_hashes_what_its_flow_imports_and_no_config() -> None:
