@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import logging
 import re
-import traceback
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
-from llmforge import atomic
 from llmforge.config import ReaderConfig
-from tasks.data.schemas import CANDIDATE_SCHEMA, ERROR_SCHEMA, REMOVED_SCHEMA
-from tasks.data.shards import Shard, staging_paths
+from tasks.data.shards import Shard, read_summary, staging_paths, write_staged_tables
 from tasks.data.steps import FilterBook
 
 log = logging.getLogger(__name__)
@@ -77,18 +73,10 @@ def record_failed_shard(
     # A worker may have finished the shard before it died: its marker must not vouch for these tables.
     paths["marker"].unlink(missing_ok=True)
     rows, stats, complete = _error_rows(shard, detail, limits)
-    atomic.write_parquet(paths["candidates"], pa.Table.from_pylist([], schema=CANDIDATE_SCHEMA))
-    atomic.write_parquet(paths["removed"], pa.Table.from_pylist([], schema=REMOVED_SCHEMA))
-    atomic.write_parquet(paths["errors"], pa.Table.from_pylist(rows, schema=ERROR_SCHEMA))
+    write_staged_tables(paths, [], [], rows)
     damaged = {"damaged_file": stats.skipped["damaged_file"]} if "damaged_file" in stats.skipped else {}
     return {
-        "shard": shard.key,
-        "source_file": shard.name,
-        "source_path": shard.path,
-        "range": [shard.start, shard.stop],
-        "records": stats.records,
-        "records_by_type": dict(stats.by_type),
-        "responses": stats.responses,
+        **read_summary(shard, stats),
         "html": 0,  # no document reached the steps
         "skipped": {SHARD_FAILED: stats.responses, **damaged},
         "damaged": stats.damaged,

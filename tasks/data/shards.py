@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from llmforge.config import DataConfig, ReaderConfig
 from llmforge.fingerprint import sha256_json
+
+if TYPE_CHECKING:
+    from tasks.data.warc_reader import ReadStats
 
 
 @dataclass(frozen=True)
@@ -102,3 +106,28 @@ def staging_paths(data_dir: Path, shard_key: str) -> dict[str, Path]:
     """The completion marker and the staged tables of one shard, under data/_work/."""
     base = data_dir / "_work"
     return {"marker": base / f"{shard_key}.done.json", **{kind: base / f"{shard_key}.{kind}.parquet" for kind in STAGED_KINDS}}
+
+
+def write_staged_tables(paths: dict[str, Path], candidates: list[dict], removed: list[dict], errors: list[dict]) -> None:
+    """A shard's three staged tables (see `staging_paths`), each written atomically."""
+    import pyarrow as pa
+
+    from llmforge import atomic
+    from tasks.data.schemas import CANDIDATE_SCHEMA, ERROR_SCHEMA, REMOVED_SCHEMA
+
+    for kind, rows, schema in (("candidates", candidates, CANDIDATE_SCHEMA), ("removed", removed, REMOVED_SCHEMA),
+                               ("errors", errors, ERROR_SCHEMA)):
+        atomic.write_parquet(paths[kind], pa.Table.from_pylist(rows, schema=schema))
+
+
+def read_summary(shard: Shard, stats: ReadStats) -> dict[str, Any]:
+    """The part of a shard's summary that says which records it covers and what the reader found in them."""
+    return {
+        "shard": shard.key,
+        "source_file": shard.name,
+        "source_path": shard.path,
+        "range": [shard.start, shard.stop],
+        "records": stats.records,
+        "records_by_type": dict(stats.by_type),
+        "responses": stats.responses,
+    }

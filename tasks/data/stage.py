@@ -28,9 +28,9 @@ from llmforge.config import DataConfig, ReaderConfig
 from tasks.data import recipe
 from tasks.data.duplicates import DUPLICATE_RECORD, Duplicates
 from tasks.data.recipe import DEDUP_FILTERS
-from tasks.data.schemas import CANDIDATE_SCHEMA, DOCUMENT_SCHEMA, ERROR_SCHEMA, REMOVED_SCHEMA
+from tasks.data.schemas import DOCUMENT_SCHEMA, REMOVED_SCHEMA
 from tasks.data.shard_failure import failure_detail, record_failed_shard
-from tasks.data.shards import STAGED_KINDS, Shard, shard_fingerprint, staging_paths
+from tasks.data.shards import STAGED_KINDS, Shard, read_summary, shard_fingerprint, staging_paths, write_staged_tables
 from tasks.data.steps import Document, FilterBook, Outcome, run_steps
 
 if TYPE_CHECKING:
@@ -117,19 +117,9 @@ def _process(shard: Shard, config: DataConfig, paths: dict[str, Path], fingerpri
     for outcome in run_steps(_documents(shard, stats, rows, config.reader), recipe.shard_steps(config), book):
         rows.add(outcome)
 
-    atomic.write_parquet(paths["candidates"], pa.Table.from_pylist(rows.candidates, schema=CANDIDATE_SCHEMA))
-    removed = rows.in_record_order(rows.removed)
-    atomic.write_parquet(paths["removed"], pa.Table.from_pylist(removed, schema=REMOVED_SCHEMA))
-    errors = rows.in_record_order(rows.errors)
-    atomic.write_parquet(paths["errors"], pa.Table.from_pylist(errors, schema=ERROR_SCHEMA))
+    write_staged_tables(paths, rows.candidates, rows.in_record_order(rows.removed), rows.in_record_order(rows.errors))
     summary = {
-        "shard": shard.key,
-        "source_file": shard.name,
-        "source_path": shard.path,
-        "range": [shard.start, shard.stop],
-        "records": stats.records,
-        "records_by_type": dict(stats.by_type),
-        "responses": stats.responses,
+        **read_summary(shard, stats),
         "html": stats.html,
         "skipped": dict(stats.skipped),
         "damaged": stats.damaged,
