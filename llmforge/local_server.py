@@ -18,6 +18,7 @@ the background, out of the terminal's process group, and every later command (an
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -123,8 +124,6 @@ def _is_prefect_server(pid: int) -> bool:
 
 def read_record(paths: ServerPaths) -> ServerRecord | None:
     """The recorded server, if the record is readable (whether it still runs is `running_server`'s question)."""
-    import json
-
     try:
         data = json.loads(paths.record.read_text(encoding="utf-8"))
         return ServerRecord(pid=int(data["pid"]), host=str(data["host"]), port=int(data["port"]),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_process import free_port
 from conftest import require_module
 from llmforge.local_server import read_record, server_is_up, server_paths, stop_server
 
@@ -127,11 +127,6 @@ def at_work(pid: int, timeout: float) -> list:
             pytest.fail(f"no extraction child within {timeout:.0f} s: {[p.cmdline() for p in started]}")
         time.sleep(0.5)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow

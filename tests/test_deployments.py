@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_process import run_cli
+from cli_process import free_port, run_cli
 
 from llmforge.dashboard import WORK_POOL
 from llmforge.local_server import ensure_server, stop_server
@@ -31,11 +30,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT = 300.0
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _api(api_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -52,7 +46,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     """A server with prefect.yaml deployed and a worker polling its pool."""
     base = tmp_path_factory.mktemp("deployments")
     home = base / "home"
-    record, _ = ensure_server(home, port=_free_port())
+    record, _ = ensure_server(home, port=free_port())
     env = {**{k: v for k, v in os.environ.items() if k != "LLMFORGE_EPHEMERAL"},
            "PREFECT_API_URL": record.api_url, "PREFECT_HOME": str(base / "prefect-home"), "LLMFORGE_HOME": str(home),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}

@@ -13,16 +13,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from cli_process import cli_environment, run_cli
+from cli_process import cli_environment, free_port, run_cli
 
 from llmforge import local_server
 from llmforge.local_server import ServerPaths, ServerRecord, read_record, running_server, server_paths
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_the_home_defaults_to_dot_llmforge_and_follows_the_environment(monkeypatch: pytest.MonkeyPatch,
@@ -51,7 +46,7 @@ def test_a_damaged_or_stale_record_is_no_running_server(tmp_path: Path) -> None:
     # A process that has ended: its pid is recorded, but nothing answers there.
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                            check=True)
-    record = ServerRecord(pid=int(ended.stdout), host="127.0.0.1", port=_free_port(), started_at="then")
+    record = ServerRecord(pid=int(ended.stdout), host="127.0.0.1", port=free_port(), started_at="then")
     paths.record.write_text(json.dumps(record.__dict__), encoding="utf-8")
     assert read_record(paths) == record and running_server(paths) is None
 
@@ -60,7 +55,7 @@ def test_stop_clears_a_stale_record_without_signalling_anyone(tmp_path: Path, mo
     paths = server_paths(tmp_path)
     paths.directory.mkdir(parents=True)
     # This test's own pid: alive, but not a Prefect server, so it must not be signalled.
-    record = ServerRecord(pid=os.getpid(), host="127.0.0.1", port=_free_port(), started_at="then")
+    record = ServerRecord(pid=os.getpid(), host="127.0.0.1", port=free_port(), started_at="then")
     paths.record.write_text(json.dumps(record.__dict__), encoding="utf-8")
     signalled: list[int] = []
     monkeypatch.setattr(local_server.os, "killpg", lambda pid, sig: signalled.append(pid))
@@ -84,7 +79,7 @@ def _flow_runs(api_url: str) -> list[dict]:
 
 @pytest.mark.slow
 def test_commands_share_one_persistent_server_that_keeps_their_history(shared_data: Path, tmp_path: Path) -> None:
-    home, port = tmp_path / "home", _free_port()
+    home, port = tmp_path / "home", free_port()
     env = cli_environment(tmp_path / "prefect-home", tmp_path / "cache")
     env.pop("LLMFORGE_EPHEMERAL")
     env["LLMFORGE_HOME"] = str(home)
