@@ -18,9 +18,9 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 
 from llmforge.notify import WEBHOOK_ENV, failure_payload, post_json, run_page
 from tasks.progress import progress_bar
+from tasks.report_card import headline_message
 
 log = logging.getLogger(__name__)
-from tasks.report_card import headline_message
 
 
 def notify_failure(flow: Any, flow_run: Any, state: State) -> None:
