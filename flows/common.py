@@ -133,10 +133,12 @@ def pool_size(max_workers: int | None, tasks: int) -> int:
 
 def process_pool(max_workers: int | None, tasks: int) -> TaskRunner:
     """CPU-bound stage work runs in processes: the extraction and filters are pure Python.
-    A single task runs in this process instead: a worker would only add its start-up cost."""
-    if tasks <= 1:
+    Work for one worker (a single task, or max_workers 1) runs in this process instead, one task
+    at a time: a worker process would only add its start-up cost."""
+    workers = pool_size(max_workers, tasks)
+    if workers <= 1:
         return ThreadPoolTaskRunner(max_workers=1)
-    return ProcessPoolTaskRunner(max_workers=pool_size(max_workers, tasks))
+    return ProcessPoolTaskRunner(max_workers=workers)
 
 
 def describe_runner(runner: TaskRunner) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The data stage as a Prefect flow: WARC files in, documents and a funnel out."""
+"""The data stage as a Prefect flow: new WARC files in, a new dataset version (documents and a funnel) out."""
 
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ from llmforge.config import DataConfig
 from llmforge.manifest import IncompleteStage, StageRun
 from tasks.data import report as data_report
 from tasks.data import stage as data_stage
+from tasks.data import versions
+from tasks.data.dedup_index import PriorIndex, index_path
 from tasks.data.duplicates import Duplicates, find_duplicates
 from tasks.data.shard_failure import incomplete_message, record_failed_shard
 from tasks.data.shards import Shard, distinct_files, file_digests, plan_shards
 from tasks.data.sources import resolve_source, source_names, worth_retrying
 from tasks.data.stats import build_stats
+from tasks.data.versions import Ingestion
 
 
 @task(name="read-extract-filter", cache_policy=NO_CACHE)
@@ -30,8 +33,10 @@ def process_shard_task(shard: Shard, config: DataConfig, data_dir: str, code_dig
 
 
 @task(name="deduplicate", cache_policy=NO_CACHE)
-def find_duplicates_task(data_dir: str, shard_keys: list[str], config: DataConfig) -> Duplicates:
-    return find_duplicates(data_dir, shard_keys, config)
+def find_duplicates_task(
+    data_dir: str, shard_keys: list[str], config: DataConfig, prior: PriorIndex | None, index_out: str
+) -> Duplicates:
+    return find_duplicates(data_dir, shard_keys, config, prior, index_out)
 
 
 @task(name="write-documents", cache_policy=NO_CACHE)
@@ -70,19 +75,27 @@ def resolve_source_task(config: DataConfig, workdir: Path) -> list[Path]:
     return resolve_source(config, workdir)
 
 
-def plan(config: DataConfig, workdir: Path) -> tuple[list[Shard], dict[str, str]]:
-    """The shards to process, and {file: file kept} for the files whose content an earlier file has."""
+def plan(stage: StageRun, config: DataConfig, workdir: Path) -> tuple[Ingestion, list[Shard], dict[str, str], dict]:
+    """What this run reads (`tasks.data.versions`), its shards, {file: file kept} for the files whose
+    content an earlier file of this run has, and {name: {sha256, size}} of the files to read."""
     files = resolve_source_task.with_options(
         retries=config.cc_run_retries, retry_delay_seconds=config.cc_run_retry_delay_seconds,
     )(config, workdir)
     digests = file_digests(files)
     names = source_names(config, workdir, files)
-    distinct, copies = distinct_files(files, digests)
-    shards = plan_shards(distinct, config.records_per_shard, digests, config.max_records_per_file, names, config.reader)
-    return shards, {names[copy]: names[kept] for copy, kept in copies.items()}
+    rebuild_because = "--rebuild" if stage.force else None if config.incremental else "data.incremental is off"
+    ingestion = versions.plan_ingestion(
+        workdir, files, names, digests, versions.recipe_digest(stage.inputs), rebuild_because,
+        (stage.previous or {}).get("outputs"),
+    )
+    distinct, copies = distinct_files(ingestion.files, digests)
+    shards = plan_shards(distinct, config.records_per_shard, digests, config.max_records_per_file, names,
+                         config.reader, ingestion.version)
+    inputs = versions.file_inputs(distinct, names, digests)
+    return ingestion, shards, {names[copy]: names[kept] for copy, kept in copies.items()}, inputs
 
 
-def _publish_artifacts(workdir: str, data_dir: Path, stats: dict[str, Any]) -> None:
+def _publish_artifacts(workdir: str, data_dir: Path, stats: dict[str, Any], version: int) -> None:
     create_table_artifact(
         key=artifact_key(workdir, "data-funnel"), table=data_report.funnel_rows(stats), description=data_report.funnel_title(stats)
     )
@@ -90,13 +103,18 @@ def _publish_artifacts(workdir: str, data_dir: Path, stats: dict[str, Any]) -> N
         key=artifact_key(workdir, "data-per-file"), table=data_report.per_file_rows(stats),
         description="kept + removed + errors = response records, per input file",
     )
-    create_markdown_artifact(key=artifact_key(workdir, "data-removed-examples"), markdown=data_report.removed_examples(data_dir))
+    create_markdown_artifact(key=artifact_key(workdir, "data-removed-examples"),
+                             markdown=data_report.removed_examples(data_dir, version))
+    rows = [versions.summary_row(record) for record in versions.read_records(data_dir)[0]]
+    create_table_artifact(key=artifact_key(workdir, "data-versions"), table=rows,
+                          description=f"the dataset's versions; version {version} was added by this run")
 
 
 @flow(name="data", log_prints=True, **FAILURE_HOOKS)
 @reports_outcome
 def data_flow(workdir: str = "runs/default", config: DataConfig = DataConfig(), force: bool = False) -> dict[str, Any]:
-    """Read WARC records → extract → filter → deduplicate → anonymise → Parquet documents."""
+    """Read the WARC files no dataset version has ingested → extract → filter → deduplicate against every
+    version → anonymise → a new dataset version. `force`: rebuild the dataset from every file."""
     with StageRun("data", workdir, config, force) as stage:
         if stage.up_to_date:
             return stage.skipped()
@@ -110,35 +128,58 @@ def _run(stage: StageRun, workdir: str, config: DataConfig) -> dict[str, Any]:
     code_digest = stage.inputs["code"]["source_sha256"]
 
     with stage.time("plan"):
-        shards, duplicate_files = plan(config, Path(workdir))
+        ingestion, shards, duplicate_files, inputs = plan(stage, config, Path(workdir))
+    for note in ingestion.notes():
+        print(note)
+    if ingestion.mode == "none":
+        return stage.finish(**versions.dataset_totals(data_dir), new_outputs=False)
+    keys = [shard.key for shard in shards]
+    data_stage.prune_staging(data_dir, keys)
     with stage.time("read_extract_filter"):
         runner = shard_runner(config.task_runner, config.max_workers, config.dask_address, len(shards))
         summaries = process_shards_flow.with_options(task_runner=runner)(shards, config, str(data_dir), code_digest)
+    out_dirs = data_stage.fresh_output_dirs(data_dir, versions.VERSIONED_DIRS)
     with stage.time("dedup"):
-        keys = [shard.key for shard in shards]
-        duplicates = find_duplicates_task(str(data_dir), keys, config)
+        prior = _earlier_versions_index(ingestion, config, data_dir)
+        index_out = Path(out_dirs["dedup_index"]) / index_path(data_dir, ingestion.version).name
+        duplicates = find_duplicates_task(str(data_dir), keys, config, prior, str(index_out))
     with stage.time("write"):
-        out_dirs = data_stage.fresh_output_dirs(data_dir, ("documents", "removed", "errors"))
         finals = [finalize_shard_task(str(data_dir), key, duplicates, config, out_dirs) for key in keys]
-        stage.invalidate()
-        data_stage.publish_outputs(data_dir, out_dirs)
         stats = build_stats(summaries, finals, duplicate_files)
-        atomic.write_json(stage.path("stats"), stats)
+        record = versions.new_record(ingestion, versions.recipe_digest(stage.inputs), config.source, inputs,
+                                     duplicate_files, stats)
+        if ingestion.mode == "rebuild":
+            stage.invalidate()
+            versions.commit_rebuild(Path(workdir), out_dirs, record)
+        else:
+            versions.commit_append(Path(workdir), ingestion.version, out_dirs, record)
+        atomic.write_json(stage.path("stats"), {**stats, "version": ingestion.version})
     accelerator = data_stage.accelerator_use(summaries)
     for note in data_stage.inactive_accelerator_notes(accelerator):
         print(f"warning: {note}")
-    _publish_artifacts(workdir, data_dir, stats)
+    _publish_artifacts(workdir, data_dir, stats, ingestion.version)
     incomplete = incomplete_message(summaries)
     if incomplete:
         raise IncompleteStage(incomplete)  # after publishing: the shards that succeeded are not lost
 
+    totals = versions.dataset_totals(data_dir)
     counts = {k: stats[k] for k in ("records", "responses", "html", "extracted", "kept", "accounted", "per_file")}
     metrics = {
-        "documents": stats["kept"],
+        **totals["metrics"],
+        "new_documents": stats["kept"],
         "responses": stats["responses"],
         "removed": stats["removed"],
         "errors": stats["errors"],
         "shards": len(shards),
         "reused_shards": sum(1 for s in summaries if s.get("reused")),
     }
-    return stage.finish(counts={**counts, "shards": len(shards)}, metrics=metrics, execution={"accelerator": accelerator, **describe_runner(runner)})
+    execution = {"accelerator": accelerator, "ingestion": ingestion.mode, **describe_runner(runner)}
+    return stage.finish(counts={**counts, **totals["counts"], "shards": len(shards)}, metrics=metrics, execution=execution)
+
+
+def _earlier_versions_index(ingestion: Ingestion, config: DataConfig, data_dir: Path) -> PriorIndex | None:
+    """The dedup index of the versions this one is deduplicated against: none on a rebuild or with
+    `dedup.scope: per_version`."""
+    if ingestion.mode != "append" or config.dedup.scope != "global":
+        return None
+    return PriorIndex.read(index_path(data_dir, record["version"]) for record in ingestion.earlier)

@@ -11,10 +11,11 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.common import FAILURE_HOOKS, artifact_key, process_pool, reports_outcome
 from llmforge import atomic
-from llmforge.atomic import replace_directory
 from llmforge.config import TokenizeConfig
+from llmforge.fingerprint import sha256_file
 from llmforge.manifest import StageRun
 from tasks.tokenize import stage as tokenize_stage
+from tasks.tokenize.plan import encoding_settings, plan_tokenize, training_settings
 
 
 @task(name="train-tokenizer", cache_policy=NO_CACHE)
@@ -36,26 +37,40 @@ def encode_shards_flow(shards: list[str], tokenizer_path: str, out_dirs: dict[st
 @flow(name="tokenize", log_prints=True, **FAILURE_HOOKS)
 @reports_outcome
 def tokenize_flow(workdir: str = "runs/default", config: TokenizeConfig = TokenizeConfig(), force: bool = False) -> dict[str, Any]:
-    """Train a byte-level BPE tokenizer on the documents, then encode them into train/val token shards."""
+    """Train a byte-level BPE tokenizer on the documents once, then encode the document shards not yet
+    encoded into train/val token shards. `force`: train the tokenizer again and encode everything."""
     stage = StageRun("tokenize", workdir, config, force)
     if stage.up_to_date:
         return stage.skipped()
     documents_dir = Path(workdir) / "data" / "documents"
     tokenizer_path = stage.path("tokenizer")
-    with stage.time("train_tokenizer"):
-        trained = train_tokenizer_task(str(documents_dir), config, str(tokenizer_path))
+    tokens_dir = Path(workdir) / "tokens"
+    shards = {path.name: path for path in tokenize_stage.document_shards(documents_dir)}
+    digests = tokenize_stage.document_digests(Path(workdir), list(shards.values()))
+    plan = plan_tokenize(shards, digests, config, stage.inputs, stage.previous, tokenizer_path, force)
+    print(plan.describe())
+    if plan.train:
+        stage.invalidate()  # every token id changes: the old shards no longer match the tokenizer
+        with stage.time("train_tokenizer"):
+            train_tokenizer_task(str(documents_dir), config, str(tokenizer_path))
     with stage.time("encode"):
-        tokens_dir = Path(workdir) / "tokens"
         tokens_dir.mkdir(parents=True, exist_ok=True)
         staged = {split: tokenize_stage.staging_dir(tokens_dir, split) for split in ("train", "val")}
-        shards = [str(p) for p in tokenize_stage.document_shards(documents_dir)]
-        counts = encode_shards_flow.with_options(task_runner=process_pool(None, len(shards)))(shards, str(tokenizer_path), staged, config)
-        for split, tmp in staged.items():
-            replace_directory(Path(tmp), tokens_dir / split)
-    metrics = tokenize_stage.summarize(counts, trained["vocab_size"])
-    vocabulary = tokenize_stage.vocabulary_report(tokenizer_path, counts)
+        runner = process_pool(None, len(plan.encode))
+        new = encode_shards_flow.with_options(task_runner=runner)([str(p) for p in plan.encode], str(tokenizer_path), staged, config)
+        tokenize_stage.publish_token_shards(tokens_dir, staged, replace=plan.everything, dropped=plan.dropped)
+    encoded = {**plan.kept, **{path.name: {"sha256": digests[path.name], **counts} for path, counts in zip(plan.encode, new)}}
+    metrics = tokenize_stage.summarize(list(encoded.values()), tokenize_stage.vocab_size(tokenizer_path))
+    vocabulary = tokenize_stage.vocabulary_report(tokenizer_path, tokens_dir / "val")
     metrics["val_vocab_usage"] = vocabulary.get("vocab_usage")
+    metrics["encoded_shards"] = len(plan.encode)
     report = tokenize_stage.report_markdown(metrics, vocabulary)
     atomic.write_text(stage.path("report"), report)
     create_markdown_artifact(key=artifact_key(workdir, "tokenize-summary"), markdown=report)
-    return stage.finish(counts={"shards": len(shards)}, metrics=metrics)
+    counts = {
+        "shards": len(encoded),
+        "tokenizer": {"settings": training_settings(config), "sha256": sha256_file(tokenizer_path)},
+        "encoding": encoding_settings(config, stage.inputs),
+        "encoded": dict(sorted(encoded.items())),
+    }
+    return stage.finish(counts=counts, metrics=metrics, execution={"tokenizer": "trained" if plan.train else "frozen"})

@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--task-runner", choices=["process", "dask"], default=None,
                            help="where shard tasks run: local processes (default) or a Dask cluster")
             p.add_argument("--dask-address", default=None, help="scheduler of an existing Dask cluster, e.g. tcp://HOST:8786")
+            p.add_argument("--rebuild", action="store_true",
+                           help="start the dataset over: read every source file into a new version 1 (same as --force)")
     status = sub.add_parser("status", help="show each stage as up to date / stale / missing, and why")
     common(status, force=False)
     chat = sub.add_parser("chat", help="talk to the most post-trained checkpoint")
@@ -194,7 +196,8 @@ def _call_flow(args: argparse.Namespace, config: Any) -> dict[str, Any]:
             return pipeline_flow(workdir=args.workdir, config=config, force=list(STAGE_ORDER) if args.force else [])
         stage_flow = STAGES[args.command].load_flow()
         extra = {"resume": True} if getattr(args, "resume", False) else {}
-        return stage_flow(workdir=args.workdir, config=getattr(config, args.command), force=args.force, **extra)
+        force = args.force or getattr(args, "rebuild", False)
+        return stage_flow(workdir=args.workdir, config=getattr(config, args.command), force=force, **extra)
 
 
 def _status(args: argparse.Namespace) -> dict[str, Any]:
@@ -211,10 +214,27 @@ def _status(args: argparse.Namespace) -> dict[str, Any]:
     for name, freshness in report.items():
         why = "; ".join(freshness.reasons)
         print(f"{name:>9}: {freshness.state:<10} {why}", file=sys.stderr if args.json else sys.stdout)
-    result = {"stages": [{"stage": n, "state": f.state, "reasons": f.reasons} for n, f in report.items()]}
+    versions = _print_versions(Path(args.workdir), sys.stderr if args.json else sys.stdout)
+    result = {"stages": [{"stage": n, "state": f.state, "reasons": f.reasons} for n, f in report.items()],
+              "data_versions": versions}
     if args.json:
         print(json.dumps(result))
     return result
+
+
+def _print_versions(workdir: Path, out: Any) -> list[dict[str, Any]]:
+    """The dataset's versions as a table under the stages (nothing when there are none)."""
+    from tasks.data.versions import read_records, summary_row
+
+    rows = [summary_row(record) for record in read_records(workdir / "data")[0]]
+    if rows:
+        columns = list(rows[0])
+        widths = [max(len(column), *(len(str(row[column])) for row in rows)) for column in columns]
+        print("\ndataset versions:", file=out)
+        print("  ".join(c.rjust(w) for c, w in zip(columns, widths)), file=out)
+        for row in rows:
+            print("  ".join(str(row[c]).rjust(w) for c, w in zip(columns, widths)), file=out)
+    return rows
 
 
 def _chat(args: argparse.Namespace) -> None:

@@ -199,6 +199,9 @@ class FineWebQualityConfig(Section):
 
 
 class DedupConfig(Section):
+    # What a new dataset version is deduplicated against: everything kept in earlier versions too
+    # ("global"), or only itself ("per_version", as FineWeb dedups each crawl on its own).
+    scope: Literal["global", "per_version"] = "global"
     # Exact duplicates of the normalised text (not in FineWeb, which relies on MinHash alone).
     exact: bool = True
     # MinHash near-dedup, FineWeb's setting: 5-gram shingles, 14 buckets x 8 hashes, 64-bit.
@@ -265,6 +268,10 @@ class DataConfig(Section):
     cc_run_retry_delay_seconds: float = execution_only(
         300.0, "wait before each of those tries", ge=0, le=86_400,
     )
+    incremental: bool = execution_only(
+        True, "a run reads only the source files no earlier version ingested and appends a new dataset "
+        "version (false: every change to the source rebuilds the whole dataset)",
+    )
     # Split large WARC files into shards of this many records (0: one shard per file).
     records_per_shard: NonNegativeCount = 0
     # Read only the first N records of each file (None: all); handy for a quick look at a crawl.
@@ -316,6 +323,10 @@ class TokenizeConfig(Section):
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     # Rows per Parquet row group in the token shards.
     row_group_size: Count = 1024
+    # The tokenizer is trained on the first run and then frozen: later runs encode new document
+    # shards with it, so token ids stay stable across dataset versions. True: train it again on
+    # the current documents at every run (every shard is encoded again).
+    retrain: bool = False
 
 
 # ------------------------------------------------------------ pretrain stage
@@ -377,6 +388,12 @@ class PretrainConfig(Section):
         "then a linear warmdown to 0 over the last 40% of the time; a resumed run trains for the time left",
     )
     final_eval_tokens: int = Field(65_536, ge=0, description="validation tokens scored at the end (0: none)")
+    continue_from: Literal["scratch", "latest"] = Field(
+        "scratch",
+        description="scratch: initialise the model afresh; latest: start from the weights of the base checkpoint "
+        "already in the work directory (e.g. to go on training as new dataset versions bring tokens) and train "
+        "`steps` more steps, with a fresh optimizer and schedule, on every train shard",
+    )
 
     @model_validator(mode="after")
     def _shape_from_preset_or_depth(self) -> PretrainConfig:

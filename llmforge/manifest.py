@@ -183,8 +183,9 @@ def outcome(spec: StageSpec, workdir: Path, status: str, manifest: dict[str, Any
 
 
 def stage_leftovers(spec: StageSpec, workdir: Path) -> list[Path]:
-    """Temporary files and folders that interrupted writes of the stage's outputs left behind."""
-    found: list[Path] = []
+    """Temporary files and folders that interrupted writes of the stage's outputs left behind, and
+    what the stage's own `leftovers_ref` names (e.g. the files of a dataset version never committed)."""
+    found: list[Path] = list(_call_ref(spec, "leftovers_ref", workdir) or [])
     for rel in (*spec.outputs.values(), spec.manifest):
         path = workdir / rel
         found += atomic.leftovers_beside(path)
@@ -251,21 +252,27 @@ class StageRun:
         return _Timer(self.timings, step)
 
     def finish(
-        self, counts: dict[str, Any], metrics: dict[str, Any], execution: dict[str, Any] | None = None
+        self, counts: dict[str, Any], metrics: dict[str, Any], execution: dict[str, Any] | None = None,
+        new_outputs: bool = True,
     ) -> dict[str, Any]:
         """Write the manifest. ``execution``: how the stage ran where that leaves the outputs as
-        they are (e.g. whether an output-identical accelerator was used); recorded, never compared."""
+        they are (e.g. whether an output-identical accelerator was used); recorded, never compared.
+        ``new_outputs=False``: the run only found that its outputs already cover its inputs (a data
+        run with no new files); the previous run id stays, so nothing downstream goes stale, and
+        the outcome says "skipped"."""
+        known = (self.previous or {}).get("outputs")
+        keep_id = not new_outputs and self.previous is not None and self.previous.get("run_id")
         manifest = {
             "manifest_version": MANIFEST_VERSION,
             "stage": self.spec.name,
-            "run_id": uuid.uuid4().hex,
+            "run_id": self.previous["run_id"] if keep_id else uuid.uuid4().hex,
             "started_at": self.started_at,
             "finished_at": datetime.now(timezone.utc).isoformat(),
             "forced": self.force,
             "reasons": self.freshness.reasons,
             "config": self.config.model_dump(mode="json"),
             "inputs": self.inputs,
-            "outputs": fingerprint_outputs(self.spec, self.workdir),
+            "outputs": fingerprint_outputs(self.spec, self.workdir, known),
             "counts": counts,
             "metrics": metrics,
             "execution": execution or {},
@@ -274,7 +281,7 @@ class StageRun:
         }
         atomic.write_json(self.workdir / self.spec.manifest, manifest)
         self.release()
-        return outcome(self.spec, self.workdir, "ran", manifest)
+        return outcome(self.spec, self.workdir, "ran" if new_outputs else "skipped", manifest)
 
 
 class _Timer:

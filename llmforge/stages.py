@@ -36,7 +36,8 @@ class StageSpec:
     # records the distribution that owns each module actually loaded (two can ship the same one).
     libraries: tuple[str, ...] = ()
     # inputs_ref: "module:function" fingerprinting extra inputs (source files, ...);
-    # assets_ref: "module:function" describing the data files the stage reads, by content digest.
+    # assets_ref: "module:function" describing the data files the stage reads, by content digest;
+    # leftovers_ref: "module:function" listing what interrupted runs left besides temporary files.
     extra: dict[str, Any] = field(default_factory=dict)
 
     def load_flow(self) -> Callable[..., Any]:
@@ -48,7 +49,7 @@ class StageSpec:
         """The tasks/ and model/ modules the stage's flow (and its inputs_ref/assets_ref
         functions) import, directly or not, at module level or inside functions. Read from
         the source on every call, so an edit that adds an import counts at once."""
-        refs = (self.flow_ref, *(self.extra[key] for key in ("inputs_ref", "assets_ref") if key in self.extra))
+        refs = (self.flow_ref, *(self.extra[key] for key in ("inputs_ref", "assets_ref", "leftovers_ref") if key in self.extra))
         return imported_modules(ref.split(":")[0] for ref in refs)
 
 
@@ -65,6 +66,8 @@ STAGES: dict[str, StageSpec] = {
                 "documents": "data/documents",
                 "removed": "data/removed",
                 "errors": "data/errors",
+                "dedup_index": "data/dedup_index",
+                "versions": "data/versions",
                 "stats": "data/stats.json",
             },
             manifest="data/manifest.json",
@@ -74,7 +77,8 @@ STAGES: dict[str, StageSpec] = {
             libraries=("trafilatura", "justext", "htmldate", "courlan", "lxml", "lxml_html_clean", "warcio", "magic",
                        "cchardet", "fasttext", "regex", "pyarrow"),
             extra={"inputs_ref": "tasks.data.sources:describe_source_inputs",
-                   "assets_ref": "tasks.data.assets:describe_data_assets"},
+                   "assets_ref": "tasks.data.assets:describe_data_assets",
+                   "leftovers_ref": "tasks.data.versions:uncommitted_files"},
         ),
         StageSpec(
             name="tokenize",

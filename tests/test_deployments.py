@@ -130,35 +130,50 @@ def _runs_of(api_url: str, deployment_id: str) -> list[dict[str, Any]]:
     return _api(api_url, "flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}})
 
 
-@pytest.mark.slow
-def test_a_data_run_with_new_documents_triggers_tokenize_on_its_work_directory(
-    deployed: dict[str, Any], shared_data: Path
-) -> None:
-    api, base = deployed["api"], deployed["base"]
-    workdir, source = base / "triggered", base / "triggered-source"
-    source.mkdir()
-    shutil.copy(shared_data / "warc" / "jwarc-commoncrawl.org-single-response.warc.gz", source)
-    data = _api(api, "deployments/name/data/data")
-    tokenize = _api(api, "deployments/name/tokenize/tokenize")
-    before = {r["id"] for r in _runs_of(api, tokenize["id"])}
-
-    created = _api(api, f"deployments/{data['id']}/create_flow_run",
-                   {"parameters": {"workdir": str(workdir), "config": {"source": str(source)}}})
-    run = _wait_for(api, created["id"], deployed["worker_log"])
-    assert run["state_type"] == "COMPLETED", (run["state"], deployed["worker_log"].read_text(errors="replace")[-3000:])
-    assert run["state"]["message"].startswith("ran: 1 documents"), run["state"]
-
+def _triggered_tokenize(api: str, tokenize_id: str, before: set[str], workdir: Path, worker_log: Path) -> dict[str, Any]:
+    """The tokenize run a data run's event started on `workdir`, once it has finished."""
     deadline = time.monotonic() + RUN_TIMEOUT
     triggered: list[dict[str, Any]] = []
     while not triggered and time.monotonic() < deadline:
-        triggered = [r for r in _runs_of(api, tokenize["id"])
+        triggered = [r for r in _runs_of(api, tokenize_id)
                      if r["id"] not in before and r["parameters"].get("workdir") == str(workdir)]
         time.sleep(1.0)
     assert triggered, "no tokenize run was triggered by the data run"
     [follow] = triggered
-    follow = _wait_for(api, follow["id"], deployed["worker_log"])
+    follow = _wait_for(api, follow["id"], worker_log)
     assert follow["state_type"] == "COMPLETED", follow["state"]
-    assert list((workdir / "tokens" / "train").glob("*.parquet"))
+    return follow
+
+
+@pytest.mark.slow
+def test_each_warc_added_to_the_source_becomes_a_version_and_triggers_tokenize(
+    deployed: dict[str, Any], shared_data: Path
+) -> None:
+    from llmforge.fingerprint import sha256_file
+
+    api, base = deployed["api"], deployed["base"]
+    workdir, source = base / "triggered", base / "triggered-source"
+    source.mkdir()
+    data = _api(api, "deployments/name/data/data")
+    tokenize = _api(api, "deployments/name/tokenize/tokenize")
+    tokenizer = None
+    for version, name in enumerate(("jwarc-commoncrawl.org-single-response.warc.gz", "pywb-example.com.warc.gz"), 1):
+        shutil.copy(shared_data / "warc" / name, source)
+        before = {r["id"] for r in _runs_of(api, tokenize["id"])}
+        created = _api(api, f"deployments/{data['id']}/create_flow_run",
+                       {"parameters": {"workdir": str(workdir), "config": {"source": str(source)}}})
+        run = _wait_for(api, created["id"], deployed["worker_log"])
+        assert run["state_type"] == "COMPLETED", (run["state"], deployed["worker_log"].read_text(errors="replace")[-3000:])
+        assert run["state"]["message"].startswith("ran: "), run["state"]
+        record = json.loads((workdir / "data" / "versions" / f"{version:04d}.json").read_text())
+        assert list(record["inputs"]) == [name]  # only the file added since the last version was read
+
+        _triggered_tokenize(api, tokenize["id"], before, workdir, deployed["worker_log"])
+        manifest = json.loads((workdir / "tokens" / "manifest.json").read_text())
+        assert set(manifest["counts"]["encoded"]) == {p.name for p in (workdir / "data" / "documents").iterdir()}
+        assert manifest["metrics"]["encoded_shards"] == 1  # the new version's shard only
+        tokenizer = tokenizer or sha256_file(workdir / "tokenizer" / "tokenizer.json")
+        assert sha256_file(workdir / "tokenizer" / "tokenizer.json") == tokenizer  # trained once, then frozen
 
 
 def _wait_for_text(web: Any, texts: list[str], timeout: float = 90.0) -> str:

@@ -279,3 +279,20 @@ def test_sigkilled_run_resumes_from_a_save_by_time(tmp_path: Path) -> None:
     _finish(_spawn(killed_root, resume=True, delay=0.0, **by_time))
     _finish(straight)
     _assert_same_run(straight_root, killed_root, saved_step)
+
+
+def test_continue_from_latest_starts_from_the_base_checkpoint(workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """continue_from: latest goes on from the saved weights (its first loss is the last run's, not a fresh
+    model's) and counts steps over both runs; with no checkpoint yet it says it starts from scratch."""
+    with caplog.at_level("WARNING"):
+        first = _run(workdir, _cfg(steps=30, continue_from="latest", learning_rate=1e-2))
+    assert "holds no checkpoint yet: training from scratch" in caplog.text
+    assert "continued_from" not in first["metrics"]
+    second = _run(workdir, _cfg(steps=5, continue_from="latest", learning_rate=1e-2))
+    assert second["metrics"]["continued_from"]["steps"] == 30 and second["metrics"]["total_steps"] == 35
+    scratch_start, first_end = first["history"][0]["loss"], first["history"][-1]["loss"]
+    assert abs(second["history"][0]["loss"] - first_end) < abs(second["history"][0]["loss"] - scratch_start)
+    state = json.loads((workdir / "checkpoints" / "base" / "state.json").read_text())
+    assert state["total_steps"] == 35
+    with pytest.raises(ValueError, match="cannot continue from .*continue_from: scratch"):
+        _run(workdir, _cfg(steps=2, continue_from="latest", n_embd=64))

@@ -2,10 +2,12 @@
 
 Three passes, each over what the ones before left: a record id seen before (the same
 WARC record in two files, or twice in one), then exact duplicates, then MinHash
-clusters. The first document in (shard, record) order is kept.
+clusters. The first document in (shard, record) order is kept. A run that appends a dataset
+version looks at the earlier versions' dedup index first (`tasks.data.dedup_index`): a
+document any earlier version saw is removed, pointing at the document kept there.
 
 Record ids can repeat, so candidates are labelled here by shard and record index
-("00003:117"), which are unique by construction: a shard is a record range of one
+("v0001-00003:117"), which are unique by construction: a shard is a record range of one
 file, and a file content is read once (``tasks.data.shards.distinct_files``).
 """
 
@@ -14,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from llmforge.config import DataConfig
+from tasks.data.dedup_index import PRIOR_LABEL, PriorIndex, write_index
 from tasks.data.recipe import DEDUP_REASONS
 from tasks.data.shards import staging_paths
 
@@ -105,40 +109,85 @@ def repeated_record_ids(labels: list[str], ids: list[str]) -> dict[str, str]:
     return repeated
 
 
-def find_duplicates(data_dir: str, shard_keys: list[str], config: DataConfig) -> Duplicates:
-    """Repeated record ids, exact duplicates, then MinHash clusters among what is left."""
-    from tasks.data.dedup import candidate_ids, cluster_by_bands, exact_dedup
+def find_duplicates(
+    data_dir: str, shard_keys: list[str], config: DataConfig, prior: PriorIndex | None = None,
+    index_out: str | None = None,
+) -> Duplicates:
+    """Repeated record ids, exact duplicates, then MinHash clusters among what is left, each
+    against the earlier versions' documents (`prior`) first, then within this run. `index_out`:
+    where to write this run's dedup index (`tasks.data.dedup_index`)."""
+    from tasks.data.dedup import cluster_by_bands
 
+    prior = prior or PriorIndex()
     found = _Candidates.read(data_dir, shard_keys)
     repeated = repeated_record_ids(found.labels, found.ids)
-    unique = [i for i, label in enumerate(found.labels) if label not in repeated]
-    exact = exact_dedup((found.labels[i], found.keys[i]) for i in unique) if config.dedup.exact else {}
+    seen_before = {
+        label: prior.kept_as_of_id[doc_id] for label, doc_id in zip(found.labels, found.ids)
+        if label not in repeated and doc_id and doc_id in prior.kept_as_of_id
+    }
+    unique = [i for i, label in enumerate(found.labels) if label not in repeated and label not in seen_before]
+    exact_before, exact = _exact_pass(found, unique, prior) if config.dedup.exact else ({}, {})
     near: dict[str, str] = {}
     if config.dedup.minhash:
-        remaining = [(found.labels[i], found.bands[i]) for i in unique if found.labels[i] not in exact]
-        verify = _verifier(data_dir, shard_keys, candidate_ids(remaining), config) if config.dedup.verify else None
-        near = cluster_by_bands(remaining, verify=verify)
+        gone = exact.keys() | exact_before.keys()
+        remaining = [(found.labels[i], found.bands[i]) for i in unique if found.labels[i] not in gone]
+        docs = [*prior.banded, *remaining]
+        verify = _verifier(data_dir, shard_keys, prior, docs, config) if config.dedup.verify else None
+        near = {label: kept for label, kept in cluster_by_bands(docs, verify=verify).items() if label[0] != PRIOR_LABEL}
 
-    kept_ids = _ids_of(found, {*repeated.values(), *exact.values(), *near.values()})
+    kept_ids = {**_ids_of(found, {*repeated.values(), *exact.values(), *near.values()}), **prior.kept_as_of_label}
     duplicates = Duplicates()
     for label, kept in repeated.items():
         reason = f"{SAME_RECORD_ID} (kept: {found.describe(kept)})"
         duplicates.add(label, Removal(DUPLICATE_RECORD, reason, kept_ids[kept]))
+    for label, kept_as in seen_before.items():
+        duplicates.add(label, Removal(DUPLICATE_RECORD, f"{SAME_RECORD_ID} (in an earlier version)", kept_as))
     for name, pairs in (("exact_dedup", exact), ("minhash", near)):
         for label, kept in pairs.items():
             duplicates.add(label, Removal(name, DEDUP_REASONS[name], kept_ids[kept]))
+    for label, kept_as in exact_before.items():
+        duplicates.add(label, Removal("exact_dedup", DEDUP_REASONS["exact_dedup"], kept_as))
+    if index_out is not None:
+        write_index(Path(index_out), _index_rows(found, unique, duplicates, exact.keys() | exact_before.keys()))
     return duplicates
+
+
+def _exact_pass(found: _Candidates, unique: list[int], prior: PriorIndex) -> tuple[dict[str, str], dict[str, str]]:
+    """({label: id kept in an earlier version}, {label: label kept in this run}) for exact duplicates."""
+    from tasks.data.dedup import exact_dedup
+
+    before = {found.labels[i]: prior.kept_as_of_key[found.keys[i]] for i in unique if found.keys[i] in prior.kept_as_of_key}
+    within = exact_dedup((found.labels[i], found.keys[i]) for i in unique if found.labels[i] not in before)
+    return before, within
+
+
+def _index_rows(found: _Candidates, unique: list[int], duplicates: Duplicates, exact: set[str]) -> list[dict[str, Any]]:
+    """This run's entries of the dedup index: every candidate past the record-id passes."""
+    rows = []
+    for i in unique:
+        label = found.labels[i]
+        shard_key, record_index = _unlabel(label)
+        removal = duplicates.of(shard_key, record_index)
+        rows.append({
+            "id": found.ids[i], "shard": shard_key, "record_index": record_index, "dedup_key": found.keys[i],
+            "minhash_bands": None if label in exact else found.bands[i],
+            "kept_as": removal.duplicate_of if removal else found.ids[i],
+        })
+    return rows
 
 
 def _ids_of(found: _Candidates, labels: set[str]) -> dict[str, str]:
     return {label: doc_id for label, doc_id in zip(found.labels, found.ids) if label in labels}
 
 
-def _verifier(data_dir: str, shard_keys: list[str], wanted: set[str], config: DataConfig) -> Callable[[str, str], bool]:
+def _verifier(
+    data_dir: str, shard_keys: list[str], prior: PriorIndex, docs: list[tuple[str, Any]], config: DataConfig
+) -> Callable[[str, str], bool]:
     """Exact-Jaccard check of candidate pairs; reads the texts of candidate documents only."""
-    from tasks.data.dedup import jaccard_verifier
+    from tasks.data.dedup import candidate_ids, jaccard_verifier
 
-    texts: dict[str, str] = {}
+    wanted = candidate_ids(docs)
+    texts = prior.texts(Path(data_dir), {label for label in wanted if label[0] == PRIOR_LABEL})
     for key, table in _read_candidates(data_dir, shard_keys, ["record_index", "text"]):
         for record_index, text in zip(table.column("record_index").to_pylist(), table.column("text").to_pylist()):
             label = _label(key, record_index)

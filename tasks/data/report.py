@@ -49,10 +49,12 @@ def funnel_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def removed_examples(data_dir: Path, per_filter: int = EXAMPLES_PER_FILTER) -> str:
-    """A markdown page with a few removed documents per filter, so a person can judge each filter."""
+def removed_examples(data_dir: Path, version: int | None = None, per_filter: int = EXAMPLES_PER_FILTER) -> str:
+    """A markdown page with a few removed documents per filter (of one dataset version, or of all),
+    so a person can judge each filter."""
     examples: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted((data_dir / "removed").glob("*.parquet")):
+    pattern = f"v{version:04d}-*.parquet" if version is not None else "*.parquet"
+    for path in sorted((data_dir / "removed").glob(pattern)):
         for row in pq.read_table(path, columns=["url", "filter", "reason", "text", "duplicate_of"]).to_pylist():
             bucket = examples.setdefault(row["filter"], [])
             if len(bucket) < per_filter:

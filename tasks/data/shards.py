@@ -22,10 +22,12 @@ class Shard:
     start: int = 0
     stop: int | None = None
     input_sha256: str = ""
+    version: int = 1  # the dataset version the shard's documents go to (tasks.data.versions)
 
     @property
     def key(self) -> str:
-        return f"{self.index:05d}"
+        """Its name in the staging area and the outputs: "v0003-00012" is shard 12 of version 3."""
+        return f"v{self.version:04d}-{self.index:05d}"
 
 
 def file_digests(files: Iterable[Path]) -> dict[str, str]:
@@ -60,6 +62,7 @@ def plan_shards(
     max_records_per_file: int | None = None,
     names: dict[str, str] | None = None,
     reader: ReaderConfig | None = None,
+    version: int = 1,
 ) -> list[Shard]:
     """One shard per file, or per `records_per_shard` records of a file; optionally only a file's first records.
 
@@ -77,7 +80,7 @@ def plan_shards(
         digest = fingerprints[str(path)]
         name = names[str(path)] if names is not None else path.name
         if records_per_shard <= 0:
-            shards.append(Shard(len(shards), str(path), name, 0, max_records_per_file, digest))
+            shards.append(Shard(len(shards), str(path), name, 0, max_records_per_file, digest, version))
             continue
         total = count_records(path, reader)
         end = total if max_records_per_file is None else min(total, max_records_per_file)
@@ -85,7 +88,7 @@ def plan_shards(
             stop: int | None = start + records_per_shard
             if stop >= end:
                 stop = None if end == total else end
-            shards.append(Shard(len(shards), str(path), name, start, stop, digest))
+            shards.append(Shard(len(shards), str(path), name, start, stop, digest, version))
     return shards
 
 

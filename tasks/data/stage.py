@@ -182,12 +182,21 @@ def finalize_shard(
             row["text"], count = anonymize_pii(row["text"], config.pii)
             pii_replacements += count
         kept.append(row)
-    name = f"part-{shard_key}.parquet"
+    name = f"{shard_key}.parquet"
     atomic.write_parquet(Path(out_dirs["documents"]) / name, pa.Table.from_pylist(kept, schema=DOCUMENT_SCHEMA))
     atomic.write_parquet(Path(out_dirs["removed"]) / name, pa.Table.from_pylist(removed, schema=REMOVED_SCHEMA))
     shutil.copyfile(staged["errors"], Path(out_dirs["errors"]) / name)
     counts = {name: dropped[name] for name in (DUPLICATE_RECORD, *DEDUP_FILTERS)}
     return {"kept": len(kept), "pii_replacements": pii_replacements, **counts}
+
+
+def prune_staging(data_dir: Path, keep: Iterable[str]) -> None:
+    """Remove staged shards other than this run's: the staging area holds one run's shards, not every version's."""
+    work = Path(data_dir) / "_work"
+    if not work.is_dir():
+        return
+    kept = set(keep)
+    atomic.remove_paths([path for path in work.iterdir() if path.name.split(".", 1)[0] not in kept])
 
 
 def fresh_output_dirs(data_dir: Path, names: Iterable[str]) -> dict[str, str]:

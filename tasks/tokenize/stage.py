@@ -25,6 +25,15 @@ def document_shards(documents_dir: Path) -> list[Path]:
     return shards
 
 
+def document_digests(workdir: Path, shards: list[Path]) -> dict[str, str]:
+    """{shard name: sha256} of the document shards; the data manifest's digests spare re-hashing."""
+    from llmforge.fingerprint import file_record
+    from llmforge.manifest import read_manifest
+
+    known = (read_manifest(Path(workdir), "data") or {}).get("outputs", {})
+    return {path.name: file_record(path, known.get(f"data/documents/{path.name}"))["sha256"] for path in shards}
+
+
 def iter_documents(documents_dir: Path) -> Iterator[tuple[str, str]]:
     """(id, text) of every document, in shard order."""
     for path in document_shards(documents_dir):
@@ -89,15 +98,12 @@ def encode_shard(
     dtype = token_dtype(tokenizer.vocab_size)
     schema = pa.schema([("id", pa.string()), ("tokens", pa.list_(dtype)), ("n_bytes", pa.int64())])
     rows: dict[str, dict[str, list]] = {split: {"id": [], "tokens": [], "n_bytes": []} for split in ("train", "val")}
-    val_counts: Counter = Counter()
     for doc_id, text, tokens in zip(ids, texts, encoded):
         split = "val" if is_validation(doc_id, config.val_fraction) else "train"
         rows[split]["id"].append(doc_id)
         rows[split]["tokens"].append([tokenizer.bos_id, *tokens])
         rows[split]["n_bytes"].append(len(text.encode("utf-8")))
-        if split == "val":
-            val_counts.update(tokens)
-    counts: dict[str, Any] = {"val_token_counts": dict(val_counts)}
+    counts: dict[str, Any] = {}
     for split, columns in rows.items():
         atomic.write_parquet(
             Path(out_dirs[split]) / documents_path.name,
@@ -147,16 +153,44 @@ def read_token_documents(split_dir: Path, max_tokens: int | None = None) -> list
     return docs
 
 
+def vocab_size(tokenizer_path: Path) -> int:
+    return BpeTokenizer.from_file(tokenizer_path).vocab_size
+
+
+def publish_token_shards(tokens_dir: Path, staged: dict[str, str], replace: bool, dropped: list[str]) -> None:
+    """Put the newly encoded shards in place: the splits as a whole when every shard was encoded,
+    else each new shard beside the ones kept, and the shards of vanished documents removed."""
+    import os
+    import shutil
+
+    for split, folder in staged.items():
+        final = Path(tokens_dir) / split
+        if replace:
+            atomic.replace_directory(Path(folder), final)
+            continue
+        final.mkdir(parents=True, exist_ok=True)
+        for path in sorted(Path(folder).iterdir()):
+            os.replace(path, final / path.name)
+        shutil.rmtree(folder, ignore_errors=True)
+        for name in dropped:
+            (final / name).unlink(missing_ok=True)
+
+
 def staging_dir(tokens_dir: Path, split: str) -> str:
     """An empty directory beside the final split, swapped in once every shard is encoded."""
     return str(atomic.temp_dir_beside(tokens_dir / split))
 
 
-def vocabulary_report(tokenizer_path: Path, counts: list[dict[str, Any]]) -> dict[str, Any]:
-    """How the validation split uses the vocabulary: usage, bytes per token, longest and commonest tokens."""
+def vocabulary_report(tokenizer_path: Path, val_dir: Path) -> dict[str, Any]:
+    """How the validation split (every shard of it) uses the vocabulary: usage, bytes per token,
+    longest and commonest tokens."""
     val_counts: Counter = Counter()
-    for shard in counts:
-        val_counts.update(shard["val_token_counts"])
+    for path in sorted(Path(val_dir).glob("*.parquet")):
+        documents = pq.read_table(path, columns=["tokens"]).column("tokens").to_numpy(zero_copy_only=False)
+        if len(documents):
+            text_tokens = np.concatenate([np.asarray(tokens[1:], dtype=np.int64) for tokens in documents])  # BOS: no text
+            ids, counts = np.unique(text_tokens, return_counts=True)
+            val_counts.update(dict(zip(ids.tolist(), counts.tolist())))
     return vocab_report(BpeTokenizer.from_file(tokenizer_path), val_counts)
 
 

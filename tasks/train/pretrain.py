@@ -270,14 +270,37 @@ class PretrainRun:
         return max(time.perf_counter() - started, 1e-9)
 
 
+def initial_weights(checkpoint_dir: Path, config: PretrainConfig, vocab_size: int) -> tuple[dict[str, Any], dict] | None:
+    """With `continue_from: latest`, the weights of the base checkpoint to start from and what it records of
+    itself (None when there is none yet: the run starts from scratch, and says so). A checkpoint of another
+    shape or vocabulary is an error, not a silent fresh start."""
+    if config.continue_from != "latest":
+        return None
+    if not (Path(checkpoint_dir) / "state.json").is_file():
+        log.warning("pretrain: continue_from is 'latest' but %s holds no checkpoint yet: training from scratch",
+                    checkpoint_dir)
+        return None
+    from model.checkpoint import load_checkpoint_for
+
+    model, state = load_checkpoint_for(checkpoint_dir, vocab_size, "in use")
+    wanted = model_config(config, vocab_size)
+    if model.config != wanted:
+        raise ValueError(f"cannot continue from {checkpoint_dir}: its model is {model.config}, the config asks for "
+                         f"{wanted}; set pretrain.continue_from: scratch to train a new one")
+    return model.state_dict(), state
+
+
 def start_run(
     tokens_dir: Path, vocab_size: int, state_dir: Path, config: PretrainConfig, tcfg: TrainConfig, device: str,
-    on_log: Callable[[StepLog], None] | None,
+    on_log: Callable[[StepLog], None] | None, initial: dict[str, Any] | None = None,
 ) -> PretrainRun:
-    """A freshly initialised model (seeded by the config), its sampler, optimizer and clock."""
+    """A model (seeded by the config, or with `initial` weights), its sampler, optimizer and clock."""
     world = distributed.current()
     torch.manual_seed(config.seed)
-    model = GPT(model_config(config, vocab_size)).to(device)
+    model = GPT(model_config(config, vocab_size))
+    if initial is not None:
+        model.load_state_dict(initial)
+    model = model.to(device)
     sampler = make_sampler(tokens_dir / "train", config, world, tcfg.grad_accum_steps)
     clock = TrainingClock()
     optimizer = make_optimizer(model, tcfg, optimizer_settings(config), clock)
@@ -354,7 +377,8 @@ def pretrain(
         # TF32 matmuls for the float32 parts (bf16 autocast covers the rest): free speed on Ampere+.
         torch.set_float32_matmul_precision("high")
     tcfg = train_config(config)
-    run = start_run(tokens_dir, tokenizer.vocab_size, state_dir, config, tcfg, device, on_log)
+    start = None if resume else initial_weights(checkpoint_dir, config, tokenizer.vocab_size)
+    run = start_run(tokens_dir, tokenizer.vocab_size, state_dir, config, tcfg, device, on_log, start and start[0])
     if resume:
         run.resume()
     seconds = run.run_steps(tcfg, device)
@@ -362,6 +386,11 @@ def pretrain(
     # resume after a crash while writing the base checkpoint has nothing left to redo.
     run.save_state(run.steps_done, run.optimizer)
     metrics = run_metrics(run, train_tokens, tcfg.grad_accum_steps, seconds, device)
+    if start is not None:
+        earlier = start[1]
+        metrics["continued_from"] = {"steps": earlier.get("total_steps", earlier.get("step")),
+                                     "final_loss": earlier.get("metrics", {}).get("final_loss")}
+        metrics["total_steps"] = (metrics["continued_from"]["steps"] or 0) + run.steps_done
     if recovered:
         metrics["interrupted_save_cleanup"] = recovered
     val_dir = Path(tokens_dir) / "val"
@@ -388,6 +417,7 @@ def save_base_checkpoint(checkpoint_dir: Path, run: PretrainRun, result: dict[st
     save_checkpoint(checkpoint_dir, run.model.cpu(), {
         "stage": "base",
         "step": run.steps_done,
+        "total_steps": result["metrics"].get("total_steps", run.steps_done),  # with the runs it continued
         "tokenizer_vocab_size": run.vocab_size,
         "pretrain_config": run.config.model_dump(mode="json"),
         "history": result["history"],
