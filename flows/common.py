@@ -141,6 +141,12 @@ def process_pool(max_workers: int | None, tasks: int) -> TaskRunner:
     return ProcessPoolTaskRunner(max_workers=workers)
 
 
+def in_this_process(runner: TaskRunner) -> bool:
+    """Whether `process_pool` chose to run the tasks one at a time in this process: the flow then calls
+    them itself rather than through a subflow with that runner (a flow run costs ~1 s of wall time)."""
+    return isinstance(runner, ThreadPoolTaskRunner) and runner._max_workers == 1
+
+
 def describe_runner(runner: TaskRunner) -> dict[str, Any]:
     """How a stage's tasks ran, for its manifest's `execution`."""
     workers = getattr(runner, "max_workers", None) or getattr(runner, "_max_workers", None)

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.states import State
 
-from flows.common import FAILURE_HOOKS, artifact_key, describe_runner, reports_outcome, shard_runner
+from flows.common import FAILURE_HOOKS, artifact_key, describe_runner, in_this_process, reports_outcome, shard_runner
 from llmforge import atomic
 from llmforge.config import DataConfig
 from llmforge.manifest import IncompleteStage, StageRun
@@ -23,7 +23,7 @@ from tasks.data.duplicates import Duplicates, find_duplicates
 from tasks.data.shard_failure import incomplete_message, record_failed_shard
 from tasks.data.shards import Shard, distinct_files, file_digests, plan_shards
 from tasks.data.sources import resolve_source, source_names, worth_retrying
-from tasks.data.stats import build_stats
+from tasks.data.stats import build_stats, run_counts_and_metrics
 from tasks.data.versions import Ingestion
 
 
@@ -70,24 +70,25 @@ def _server_failed(task: Any, task_run: Any, state: State) -> bool:
 
 
 @task(name="resolve-source", cache_policy=NO_CACHE, retry_condition_fn=_server_failed)
-def resolve_source_task(config: DataConfig, workdir: Path) -> list[Path]:
-    """The input files: local ones, the sample, or a crawl's files downloaded into the cache."""
-    return resolve_source(config, workdir)
+def resolve_source_task(config: DataConfig, workdir: Path, skip: set[str]) -> list[Path]:
+    """The input files: local ones, the sample, or a crawl's next files (`skip`: those ingested) downloaded into the cache."""
+    return resolve_source(config, workdir, skip)
 
 
 def plan(stage: StageRun, config: DataConfig, workdir: Path) -> tuple[Ingestion, list[Shard], dict[str, str], dict]:
     """What this run reads (`tasks.data.versions`), its shards, {file: file kept} for the files whose
     content an earlier file of this run has, and {name: {sha256, size}} of the files to read."""
+    rebuild_because = "--rebuild" if stage.force else None if config.incremental else "data.incremental is off"
+    reasons, records = versions.rebuild_reasons(workdir, versions.recipe_digest(stage.inputs), rebuild_because,
+                                                (stage.previous or {}).get("outputs"))
+    crawl = config.source.startswith("cc:")
+    skip = versions.ingested_names(records) if crawl and not reasons else set()  # a crawl advances a budget a run
     files = resolve_source_task.with_options(
         retries=config.cc_run_retries, retry_delay_seconds=config.cc_run_retry_delay_seconds,
-    )(config, workdir)
+    )(config, workdir, skip)
     digests = file_digests(files)
     names = source_names(config, workdir, files)
-    rebuild_because = "--rebuild" if stage.force else None if config.incremental else "data.incremental is off"
-    ingestion = versions.plan_ingestion(
-        workdir, files, names, digests, versions.recipe_digest(stage.inputs), rebuild_because,
-        (stage.previous or {}).get("outputs"),
-    )
+    ingestion = versions.plan_ingestion(files, names, digests, reasons, records, complete_listing=not crawl)
     distinct, copies = distinct_files(ingestion.files, digests)
     shards = plan_shards(distinct, config.records_per_shard, digests, config.max_records_per_file, names,
                          config.reader, ingestion.version)
@@ -137,7 +138,10 @@ def _run(stage: StageRun, workdir: str, config: DataConfig) -> dict[str, Any]:
     data_stage.prune_staging(data_dir, keys)
     with stage.time("read_extract_filter"):
         runner = shard_runner(config.task_runner, config.max_workers, config.dask_address, len(shards))
-        summaries = process_shards_flow.with_options(task_runner=runner)(shards, config, str(data_dir), code_digest)
+        if in_this_process(runner):  # no subflow: its start and end would cost more than one worker gains
+            summaries = [process_shard_task(shard, config, str(data_dir), code_digest) for shard in shards]
+        else:
+            summaries = process_shards_flow.with_options(task_runner=runner)(shards, config, str(data_dir), code_digest)
     out_dirs = data_stage.fresh_output_dirs(data_dir, versions.VERSIONED_DIRS)
     with stage.time("dedup"):
         prior = _earlier_versions_index(ingestion, config, data_dir)
@@ -146,14 +150,8 @@ def _run(stage: StageRun, workdir: str, config: DataConfig) -> dict[str, Any]:
     with stage.time("write"):
         finals = [finalize_shard_task(str(data_dir), key, duplicates, config, out_dirs) for key in keys]
         stats = build_stats(summaries, finals, duplicate_files)
-        record = versions.new_record(ingestion, versions.recipe_digest(stage.inputs), config.source, inputs,
-                                     duplicate_files, stats)
-        if ingestion.mode == "rebuild":
-            stage.invalidate()
-            versions.commit_rebuild(Path(workdir), out_dirs, record)
-        else:
-            versions.commit_append(Path(workdir), ingestion.version, out_dirs, record)
-        atomic.write_json(stage.path("stats"), {**stats, "version": ingestion.version})
+        _commit(stage, ingestion, out_dirs, versions.new_record(
+            ingestion, versions.recipe_digest(stage.inputs), config.source, inputs, duplicate_files, stats))
     accelerator = data_stage.accelerator_use(summaries)
     for note in data_stage.inactive_accelerator_notes(accelerator):
         print(f"warning: {note}")
@@ -161,20 +159,19 @@ def _run(stage: StageRun, workdir: str, config: DataConfig) -> dict[str, Any]:
     incomplete = incomplete_message(summaries)
     if incomplete:
         raise IncompleteStage(incomplete)  # after publishing: the shards that succeeded are not lost
-
-    totals = versions.dataset_totals(data_dir)
-    counts = {k: stats[k] for k in ("records", "responses", "html", "extracted", "kept", "accounted", "per_file")}
-    metrics = {
-        **totals["metrics"],
-        "new_documents": stats["kept"],
-        "responses": stats["responses"],
-        "removed": stats["removed"],
-        "errors": stats["errors"],
-        "shards": len(shards),
-        "reused_shards": sum(1 for s in summaries if s.get("reused")),
-    }
+    counts, metrics = run_counts_and_metrics(stats, summaries, versions.dataset_totals(data_dir))
     execution = {"accelerator": accelerator, "ingestion": ingestion.mode, **describe_runner(runner)}
-    return stage.finish(counts={**counts, **totals["counts"], "shards": len(shards)}, metrics=metrics, execution=execution)
+    return stage.finish(counts=counts, metrics=metrics, execution=execution)
+
+
+def _commit(stage: StageRun, ingestion: Ingestion, out_dirs: dict[str, str], record: dict[str, Any]) -> None:
+    """Put the version in place (`tasks.data.versions`), then the latest funnel."""
+    if ingestion.mode == "rebuild":
+        stage.invalidate()
+        versions.commit_rebuild(stage.workdir, out_dirs, record)
+    else:
+        versions.commit_append(stage.workdir, ingestion.version, out_dirs, record)
+    atomic.write_json(stage.path("stats"), {**record["stats"], "version": ingestion.version})
 
 
 def _earlier_versions_index(ingestion: Ingestion, config: DataConfig, data_dir: Path) -> PriorIndex | None:

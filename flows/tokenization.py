@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import FAILURE_HOOKS, artifact_key, process_pool, reports_outcome
+from flows.common import FAILURE_HOOKS, artifact_key, in_this_process, process_pool, reports_outcome
 from llmforge import atomic
 from llmforge.config import TokenizeConfig
 from llmforge.fingerprint import sha256_file
@@ -57,7 +57,11 @@ def tokenize_flow(workdir: str = "runs/default", config: TokenizeConfig = Tokeni
         tokens_dir.mkdir(parents=True, exist_ok=True)
         staged = {split: tokenize_stage.staging_dir(tokens_dir, split) for split in ("train", "val")}
         runner = process_pool(None, len(plan.encode))
-        new = encode_shards_flow.with_options(task_runner=runner)([str(p) for p in plan.encode], str(tokenizer_path), staged, config)
+        shards = [str(p) for p in plan.encode]
+        if in_this_process(runner):
+            new = [encode_shard_task(shard, str(tokenizer_path), staged, config) for shard in shards]
+        else:
+            new = encode_shards_flow.with_options(task_runner=runner)(shards, str(tokenizer_path), staged, config)
         tokenize_stage.publish_token_shards(tokens_dir, staged, replace=plan.everything, dropped=plan.dropped)
     encoded = {**plan.kept, **{path.name: {"sha256": digests[path.name], **counts} for path, counts in zip(plan.encode, new)}}
     metrics = tokenize_stage.summarize(list(encoded.values()), tokenize_stage.vocab_size(tokenizer_path))

@@ -253,7 +253,9 @@ class DataConfig(Section):
     sample_seed: Seed = 0
     # The sample needs SAMPLE_MIN_PAGES pages to hold one page of every label.
     sample_pages: int = Field(300, ge=SAMPLE_MIN_PAGES)
-    # Common Crawl: how much of a crawl to fetch, and from where.
+    # Common Crawl: how much of a crawl to fetch, and from where. With incremental ingestion a run
+    # takes the next cc_max_files files of the crawl's listing that no version has read, so a nightly
+    # run works through a crawl a budget at a time.
     cc_max_files: Count = 1
     cc_base_url: str = execution_only("https://data.commoncrawl.org", "server of Common Crawl's data")
     cc_timeout_seconds: float = execution_only(30.0, "per-request timeout when downloading crawl files", gt=0)

@@ -12,7 +12,10 @@ from llmforge import atomic
 def _data(m: dict[str, Any]) -> str:
     removed = sum((m.get("removed") or {}).values())
     errors = sum((m.get("errors") or {}).values())
-    return f"{m.get('documents')} documents kept of {m.get('responses')} responses ({removed} removed, {errors} unreadable)"
+    funnel = f"of {m.get('responses')} responses ({removed} removed, {errors} unreadable)"
+    if (m.get("version") or 1) <= 1:
+        return f"{m.get('documents')} documents kept {funnel}"
+    return f"version {m['version']}: {m.get('new_documents')} new documents kept {funnel}; {m.get('documents')} in all"
 
 
 def _tokenize(m: dict[str, Any]) -> str:

@@ -105,7 +105,7 @@ def assert_all_gone(processes: list, timeout: float = 10.0) -> None:
 def test_ctrl_c_during_a_data_run_stops_it_with_one_line(tmp_path: Path) -> None:
     # INFO logs only to see when the shard tasks have started; what matters is what comes after Ctrl-C.
     with terminal("data", "--workdir", str(tmp_path / "w"), env={"PREFECT_LOGGING_LEVEL": "INFO"}) as term:
-        term.wait_for("for flow 'data-shards'", START_TIMEOUT)
+        term.wait_for("data: building version 1", START_TIMEOUT)
         started = at_work(term.process.pid, START_TIMEOUT)  # extracting pages now
         before = term.ctrl_c()
         assert term.finish(STOP_TIMEOUT) == 130

@@ -12,7 +12,7 @@ import pytest
 
 from llmforge.config import DataConfig, TokenizeConfig
 from tasks.data import versions
-from tasks.data.versions import plan_ingestion
+from tasks.data.versions import plan_ingestion, rebuild_reasons
 from warc_copies import copy_responses, near_copy
 
 DOLMA = "dolma-sample-0000-wget-2024.warc.gz"
@@ -40,7 +40,8 @@ def _plan(workdir: Path, files: dict[str, str], recipe: str = "r", rebuild: str 
     paths = [workdir / "src" / name for name in files]
     names = {str(p): p.name for p in paths}
     digests = {str(p): files[p.name] for p in paths}
-    return plan_ingestion(workdir, paths, names, digests, recipe, rebuild)
+    reasons, records = rebuild_reasons(workdir, recipe, rebuild)
+    return plan_ingestion(paths, names, digests, reasons, records)
 
 
 def test_only_files_with_unseen_content_are_read(tmp_path: Path) -> None:
@@ -259,3 +260,47 @@ def test_a_growing_folder_becomes_versions_without_rewriting_or_retokenizing(pre
     assert not list((workdir / "data" / "documents").glob("v0002-*"))
     assert tokenize_flow(workdir=str(workdir), config=tokenize)["metrics"]["encoded_shards"] >= 1
     assert sha256_file(workdir / "tokenizer" / "tokenizer.json") == tokenizer  # still frozen
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_crawl_is_ingested_a_budget_of_files_per_run(prefect_harness, shared_data, tmp_path):
+    """`cc:` with cc_max_files 1: each run downloads and reads the next file of the listing only, and once
+    every file is in a version the stage is up to date."""
+    import gzip
+
+    from flows.data import data_flow
+    from http_fault_server import serve
+
+    crawl_id, served = "CC-MAIN-2099-02", tmp_path / "server"
+    paths = []
+    for index, name in enumerate((WIKI, DOLMA, UKWA)):
+        relative = f"crawl-data/{crawl_id}/segments/1.{index}/warc/{name}"
+        (served / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared_data / "warc" / name, served / relative)
+        paths.append(relative)
+    (served / f"crawl-data/{crawl_id}/warc.paths.gz").write_bytes(gzip.compress("\n".join(paths).encode()))
+    workdir = tmp_path / "work"
+    with serve(served) as server:
+        config = DataConfig(source=f"cc:{crawl_id}", cc_max_files=1, cc_base_url=server.base_url, max_workers=1)
+        for version, path in enumerate(paths, 1):
+            before = len(server.gets())
+            outcome = data_flow(workdir=str(workdir), config=config)
+            assert outcome["metrics"]["version"] == version
+            record = json.loads(versions.record_path(workdir / "data", version).read_text())
+            assert list(record["inputs"]) == [path]
+            assert {r.path for r in server.gets()[before:]} <= {path, f"crawl-data/{crawl_id}/warc.paths.gz"}
+        assert data_flow(workdir=str(workdir), config=config)["status"] == "skipped"
+
+
+def test_status_lists_the_versions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from llmforge.cli import main
+
+    record = _record(1, {"a.warc.gz": "A", "b.warc.gz": "B"})
+    record["stats"] = {"responses": 10, "kept": 6, "removed": {"minhash": 2, "language": 1}}
+    _workdir_with(tmp_path, [record, {**_record(2, {"c.warc.gz": "C"}), "created_at": "2026-12-07T02:00:00+00:00"}])
+    assert main(["status", "--workdir", str(tmp_path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    rows = json.loads(out.splitlines()[-1])["data_versions"]
+    assert [(r["version"], r["files read"], r["kept"], r["removed as duplicates"]) for r in rows] == [(1, 2, 6, 2), (2, 1, 0, 0)]
+    assert "dataset versions:" in err and "2026-12-07 02:00:00" in err

@@ -26,3 +26,11 @@ def test_card_shows_each_stage_and_the_rl_gain() -> None:
     assert "val 1.2 bits/byte" in card
     assert "pass@1 0.2 [0.18, 0.22] → 0.35 [0.32, 0.38]" in card and "pass@16 0.5" in card
     assert "Stages run now: 2 of 3, 42.0 s" in card
+
+
+def test_a_later_dataset_version_says_what_it_added_and_the_total() -> None:
+    from tasks.report_card import headline_message
+
+    outcome = {"stage": "data", "status": "ran", "metrics": {
+        "version": 3, "new_documents": 4, "documents": 40, "responses": 9, "removed": {"minhash": 3}, "errors": {}}}
+    assert headline_message(outcome) == "ran: version 3: 4 new documents kept of 9 responses (3 removed, 0 unreadable); 40 in all"

@@ -31,7 +31,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -413,8 +413,10 @@ def fetch_crawl(
     policy: FetchPolicy = FetchPolicy(),
     *,
     sleep: Callable[[float], None] = time.sleep,
+    skip: Collection[str] = (),
 ) -> list[Path]:
-    """The first `max_files` WARC files of the crawl, downloaded into `cache_dir/crawl_id/` unless already there.
+    """The first `max_files` WARC files of the crawl that `skip` (crawl-relative paths) leaves out,
+    downloaded into `cache_dir/crawl_id/` unless already there.
 
     The listing is cached beside them (crawls never change once published), so a fully
     cached crawl needs no network at all.
@@ -428,7 +430,7 @@ def fetch_crawl(
         paths = _read_listing(listing, url)
     else:
         paths = _download_listing(crawl_id, base_url, listing, policy, sleep)
-    paths = paths[:max_files]
+    paths = [path for path in paths if path not in skip][:max_files]
     files = []
     for relative, name in zip(paths, _local_names(paths, url)):
         target = crawl_dir / name

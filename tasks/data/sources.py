@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,8 @@ def resolve_local(source: str) -> list[Path]:
     return [path]
 
 
-def fetch_common_crawl(crawl_id: str, config: DataConfig, cache_dir: Path) -> list[Path]:
-    """Download (or find in the cache) the first `cc_max_files` WARC files of a crawl."""
+def fetch_common_crawl(crawl_id: str, config: DataConfig, cache_dir: Path, skip: Collection[str] = ()) -> list[Path]:
+    """Download (or find in the cache) the first `cc_max_files` WARC files of a crawl that are not in `skip`."""
     from tasks.data.common_crawl import CrawlFetchError, FetchPolicy, fetch_crawl
 
     policy = FetchPolicy(
@@ -65,7 +66,7 @@ def fetch_common_crawl(crawl_id: str, config: DataConfig, cache_dir: Path) -> li
         backoff_seconds=config.cc_backoff_seconds,
     )
     try:
-        return fetch_crawl(crawl_id, config.cc_base_url, cache_dir, config.cc_max_files, policy)
+        return fetch_crawl(crawl_id, config.cc_base_url, cache_dir, config.cc_max_files, policy, skip=skip)
     except CrawlFetchError as err:
         raise SourceError(f"Common Crawl at {config.cc_base_url}: {err}") from err
 
@@ -96,15 +97,16 @@ def check_source(config: DataConfig) -> None:
     resolve_local(config.source)
 
 
-def resolve_source(config: DataConfig, workdir: Path) -> list[Path]:
-    """The WARC files to read, generating or downloading them first where needed."""
+def resolve_source(config: DataConfig, workdir: Path, skip: Collection[str] = ()) -> list[Path]:
+    """The WARC files to read, generating or downloading them first where needed. `skip`: files of a
+    crawl (by their path in it) that are already ingested, so the next `cc_max_files` are taken."""
     if config.source == "sample":
         from tasks.data.sample_corpus import write_sample
 
         corpus = write_sample(sample_dir(workdir), seed=config.sample_seed, pages=config.sample_pages)
         return [corpus.warc_path]
     if config.source.startswith("cc:"):
-        return fetch_common_crawl(config.source[3:], config, _crawl_cache(workdir))
+        return fetch_common_crawl(config.source[3:], config, _crawl_cache(workdir), skip)
     return resolve_local(config.source)
 
 
@@ -135,6 +137,18 @@ def _crawl_names(config: DataConfig, workdir: Path, files: list[Path]) -> dict[s
     return {str(path): listed[path.name] for path in files}
 
 
+def _crawl_files_left(config: DataConfig, workdir: Path) -> int | None:
+    """Listed files of the crawl no version read; None before the listing is cached (first run)."""
+    from tasks.data.common_crawl import CrawlFetchError, cached_listing
+    from tasks.data.versions import ingested_names, read_records
+
+    try:
+        listed = cached_listing(_crawl_cache(workdir), config.source[3:], config.cc_base_url)
+    except (OSError, CrawlFetchError):
+        return None
+    return len(set(listed) - ingested_names(read_records(Path(workdir) / "data")[0]))
+
+
 def source_names(config: DataConfig, workdir: Path, files: list[Path]) -> dict[str, str]:
     """Each file's name in the outputs (`source_file`, per-file statistics, error rows): its path
     relative to the source root, so files of one name in two folders stay apart. A flat folder's
@@ -151,9 +165,14 @@ def describe_source_inputs(workdir: Path, config: DataConfig, known: dict[str, A
     """Fingerprints of the source files, for deciding whether the data stage is up to date.
 
     The sample is described by its generator (code and seed are already fingerprinted),
-    and a Common Crawl source by its crawl id: both are immutable. The language-ID model
-    and the URL lists are assets, fingerprinted by ``tasks.data.assets``.
+    and a Common Crawl source by its crawl id (a published crawl never changes) and, with
+    incremental ingestion, by how many of its listed files no version has read yet: a run
+    that ingests the next `cc_max_files` changes that number, so the next night runs again
+    until the crawl is done. The language-ID model and the URL lists are assets,
+    fingerprinted by ``tasks.data.assets``.
     """
+    if config.source.startswith("cc:") and config.incremental:
+        return {"source": config.source, "files_not_ingested": _crawl_files_left(config, workdir)}
     if config.source == "sample" or config.source.startswith("cc:"):
         return {"source": config.source}
     previous = (known or {}).get("files", {})

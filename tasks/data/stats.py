@@ -136,3 +136,21 @@ def build_stats(
         "filter_seconds": {k: round(v, 3) for k, v in filter_seconds.items()},
         "per_file": per_file,
     }
+
+
+def run_counts_and_metrics(
+    stats: dict[str, Any], summaries: list[dict[str, Any]], totals: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The manifest's counts and metrics of a run that added a version: this version's funnel, and
+    the dataset's totals over every version (`tasks.data.versions.dataset_totals`)."""
+    counts = {k: stats[k] for k in ("records", "responses", "html", "extracted", "kept", "accounted", "per_file")}
+    metrics = {
+        **totals["metrics"],
+        "new_documents": stats["kept"],
+        "responses": stats["responses"],
+        "removed": stats["removed"],
+        "errors": stats["errors"],
+        "shards": len(summaries),
+        "reused_shards": sum(1 for s in summaries if s.get("reused")),
+    }
+    return {**counts, **totals["counts"], "shards": len(summaries)}, metrics

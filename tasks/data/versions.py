@@ -147,30 +147,46 @@ class Ingestion:
         return lines
 
 
+def rebuild_reasons(
+    workdir: Path, recipe: str, rebuild_because: str | None, known: dict[str, Any] | None = None
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Why this run must rebuild (empty: it appends), and the committed records. `rebuild_because`:
+    the caller's reason to rebuild anyway (`--rebuild`, incremental ingestion off), or None."""
+    records, problems = read_records(Path(workdir) / "data")
+    if rebuild_because:
+        return [rebuild_because], records
+    if not records:
+        return problems or ["no dataset version yet"], records
+    if problems:
+        return problems, records
+    if records[-1].get("recipe") != recipe:
+        return [f"the recipe (config, code, libraries or assets) changed since version {records[-1]['version']}"], records
+    return damage(Path(workdir), records, known), records
+
+
+def ingested_names(records: list[dict[str, Any]]) -> set[str]:
+    """The names of the files the complete versions read (what a `cc:` run skips in the crawl's listing)."""
+    complete = records[:-1] if records and records[-1].get("incomplete") else records
+    return {name for record in complete for name in record.get("inputs", {})}
+
+
 def plan_ingestion(
-    workdir: Path,
     files: list[Path],
     names: dict[str, str],
     digests: dict[str, str],
-    recipe: str,
-    rebuild_because: str | None,
-    known: dict[str, Any] | None = None,
+    reasons: list[str],
+    records: list[dict[str, Any]],
+    complete_listing: bool = True,
 ) -> Ingestion:
-    """Decide between rebuild, append and nothing (see the module's docstring). `rebuild_because`:
-    the caller's reason to rebuild anyway (`--rebuild`, incremental ingestion off), or None."""
-    records, problems = read_records(Path(workdir) / "data")
-    reasons = [rebuild_because] if rebuild_because else []
-    if not reasons and not records:
-        reasons = problems or ["no dataset version yet"]
-    if not reasons:
-        reasons = problems
-    if not reasons and records[-1].get("recipe") != recipe:
-        reasons = [f"the recipe (config, code, libraries or assets) changed since version {records[-1]['version']}"]
-    if not reasons:
-        reasons = damage(Path(workdir), records, known)
+    """Rebuild when there are `reasons` (`rebuild_reasons`), else append the files no version ingested.
+    `complete_listing`: the files are the whole source (False for a crawl read a budget at a time,
+    whose earlier files are not listed again: none of them is then reported gone)."""
     if reasons:
         return Ingestion("rebuild", 1, files, reasons)
-    return _append_plan(records, files, names, digests)
+    plan = _append_plan(records, files, names, digests)
+    if not complete_listing:
+        plan.gone = []
+    return plan
 
 
 def _append_plan(records: list[dict[str, Any]], files: list[Path], names: dict[str, str], digests: dict[str, str]) -> Ingestion:
