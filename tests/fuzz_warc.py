@@ -17,7 +17,7 @@ copies of whole files. A quarter of the record-level edits are written as plain 
 Every mutated file has its own random generator, seeded with ``"<seed>:<batch>:<index>"``,
 so one file can be rewritten alone, and the same seed always writes the same bytes:
 
-    python tests/fuzz_warc.py --seed 20240601 --batch 2 --files 52 OUT_DIR   # rewrite batch 2
+    python tests/fuzz_warc.py --seed 20240601 --batch 2 --files 70 OUT_DIR   # rewrite batch 2
 
 Bombs are built without inflating them: a deflate stream flushed with Z_FULL_FLUSH can
 be cut and joined at the flush points, so one compressed megabyte of filler is repeated.
@@ -528,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--batch", type=int, default=0)
-    parser.add_argument("--files", type=int, default=52, help="mutated files in the batch (besides the intact ones)")
+    parser.add_argument("--files", type=int, default=70, help="mutated files in the batch (besides the intact ones)")
     parser.add_argument("--sources", type=Path, default=_shared_warcs(), help="the real WARCs (default: %(default)s)")
     args = parser.parse_args(argv)
     for entry in write_batch(args.sources, args.out_dir, args.seed, args.batch, args.files):

@@ -256,6 +256,8 @@ def test_a_growing_folder_becomes_versions_without_rewriting_or_retokenizing(pre
     per_version = config.model_copy(update={"dedup": config.dedup.model_copy(update={"scope": "per_version"})})
     rebuilt = data_flow(workdir=str(workdir), config=per_version)
     assert rebuilt["metrics"]["version"] == 1
+    record = json.loads((workdir / "data" / "versions" / "0001.json").read_text())
+    assert record["reasons"] == ["the recipe changed since version 3 (config changed)"]
     assert sorted(p.name for p in (workdir / "data" / "versions").iterdir()) == ["0001.json"]
     assert not list((workdir / "data" / "documents").glob("v0002-*"))
     assert tokenize_flow(workdir=str(workdir), config=tokenize)["metrics"]["encoded_shards"] >= 1

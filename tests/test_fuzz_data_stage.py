@@ -15,7 +15,7 @@ through `llmforge data --json` in a subprocess, as a user runs it, and every run
 * stay within RSS_HEADROOM of a clean run's peak memory.
 
 The seed is in every test id and failure message; `LLMFORGE_FUZZ_SEED=N` runs another one,
-and `python tests/fuzz_warc.py --seed N --batch B --files 52 DIR` rewrites one batch to look at.
+and `python tests/fuzz_warc.py --seed N --batch B --files 70 DIR` rewrites one batch to look at.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ from tasks.data.steps import STEP_ERROR
 from tasks.data.warc_reader import SKIP_REASONS, ReadStats, iter_warc
 
 SEED = int(os.environ.get("LLMFORGE_FUZZ_SEED", "20240601"))
-BATCHES = 4
-FILES_PER_BATCH = 52  # mutated files and copies, besides the intact WARCs: 208 in all
+BATCHES = 3
+FILES_PER_BATCH = 70  # mutated files and copies, besides the intact WARCs: 210 in all
 # What a damaged batch may take beyond a clean run's peak: a worker reading a bomb may hold
 # about 33 MB of one record (the reader's default limits) and the copies warcio makes of it.
 # Measured: clean 484 MB, batches up to 547 MB (the CLI's main process is the largest; its

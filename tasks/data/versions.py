@@ -148,10 +148,12 @@ class Ingestion:
 
 
 def rebuild_reasons(
-    workdir: Path, recipe: str, rebuild_because: str | None, known: dict[str, Any] | None = None
+    workdir: Path, recipe: str, rebuild_because: str | None, known: dict[str, Any] | None = None,
+    what_changed: list[str] | None = None,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Why this run must rebuild (empty: it appends), and the committed records. `rebuild_because`:
-    the caller's reason to rebuild anyway (`--rebuild`, incremental ingestion off), or None."""
+    the caller's reason to rebuild anyway (`--rebuild`, incremental ingestion off), or None;
+    `what_changed`: what the stage's freshness check found changed, to say why a recipe differs."""
     records, problems = read_records(Path(workdir) / "data")
     if rebuild_because:
         return [rebuild_because], records
@@ -160,7 +162,8 @@ def rebuild_reasons(
     if problems:
         return problems, records
     if records[-1].get("recipe") != recipe:
-        return [f"the recipe (config, code, libraries or assets) changed since version {records[-1]['version']}"], records
+        detail = "; ".join(what_changed or []) or "config, code, libraries or assets"
+        return [f"the recipe changed since version {records[-1]['version']} ({detail})"], records
     return damage(Path(workdir), records, known), records
 
 
@@ -324,6 +327,7 @@ def new_record(
         "version": ingestion.version,
         "created_at": datetime.now(timezone.utc).isoformat(),
         "mode": ingestion.mode,
+        "reasons": ingestion.reasons,  # why it rebuilt, or why an incomplete version was done again
         "recipe": recipe,
         "source": source,
         "inputs": read,
