@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.machine import cpu_model, total_ram
+from benchmarks.machine import describe
 
 REPO = Path(__file__).resolve().parent.parent
 ONE_RECORD_WARC = "jwarc-commoncrawl.org-single-response.warc.gz"
@@ -65,15 +65,21 @@ def _run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return cpu, wall
 
 
+def private_env(base: Path, home: Path) -> dict[str, str]:
+    """The commands' environment: llmforge home, Prefect home and cache under `base`, the local server
+    (not a temporary one, not one PREFECT_API_URL names)."""
+    return {**{k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "LLMFORGE_EPHEMERAL")},
+            "LLMFORGE_HOME": str(home), "PREFECT_HOME": str(base / "prefect-home"),
+            "LLMFORGE_CACHE_DIR": str(base / "cache")}
+
+
 def measure(rounds: int) -> dict[str, dict[str, float]]:
     base = Path(tempfile.mkdtemp(prefix="llmforge-overhead-"))
     source = base / "source"
     source.mkdir()
     shutil.copy(_shared_data() / "warc" / ONE_RECORD_WARC, source)
     home = base / "home"
-    env = {**{k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "LLMFORGE_EPHEMERAL")},
-           "LLMFORGE_HOME": str(home), "PREFECT_HOME": str(base / "prefect-home"),
-           "LLMFORGE_CACHE_DIR": str(base / "cache")}
+    env = private_env(base, home)
     samples: dict[str, list[tuple[float, float, float]]] = {"ephemeral": [], "cold": [], "warm": []}
     try:
         for round_no in range(rounds):
@@ -104,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     results = measure(args.rounds)
-    print(f"machine: {os.cpu_count()} cores, {cpu_model()}, {total_ram()}, Python {sys.version.split()[0]}; "
-          f"median of {args.rounds} rounds")
+    print(describe(args.rounds))
     print("| server | command CPU s | wall s | persistent server's CPU s for it |")
     print("|---|---:|---:|---:|")
     for kind, figures in results.items():

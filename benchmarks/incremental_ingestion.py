@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -27,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.command_overhead import _process_cpu, _run, _server_pid, _shared_data
-from benchmarks.machine import cpu_model, total_ram
+from benchmarks.command_overhead import _process_cpu, _run, _server_pid, _shared_data, private_env
+from benchmarks.machine import describe
 
 ADDED = "ukwa-data.gov.uk-2014-crawl-a.warc.gz"
 STEPS = ("initial", "append one file", "nothing new", "rebuild (anchor)")
@@ -74,9 +73,7 @@ def measure(rounds: int) -> dict[str, dict[str, list[float]]]:
     home = base / "home"
     config = base / "llmforge.yaml"
     config.write_text("tokenize: {vocab_size: 4096}\n")
-    env = {**{k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "LLMFORGE_EPHEMERAL")},
-           "LLMFORGE_HOME": str(home), "PREFECT_HOME": str(base / "prefect-home"),
-           "LLMFORGE_CACHE_DIR": str(base / "cache")}
+    env = private_env(base, home)
     samples: dict[str, dict[str, list[tuple]]] = {step: {"data": [], "tokenize": []} for step in STEPS}
     try:
         _run(["server", "start"], env)
@@ -97,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     results = measure(args.rounds)
-    print(f"machine: {os.cpu_count()} cores, {cpu_model()}, {total_ram()}, Python {sys.version.split()[0]}; "
-          f"median of {args.rounds} rounds; persistent local server, warm")
+    print(f"{describe(args.rounds)}; persistent local server, warm")
     print("| step | command | command CPU s | server CPU s | wall s | stage's own s |")
     print("|---|---|---:|---:|---:|---:|")
     for step, stages in results.items():

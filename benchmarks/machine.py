@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import sys
 from pathlib import Path
 
 
@@ -23,3 +25,9 @@ def cpu_model() -> str:
 def total_ram() -> str:
     total = _first_field("/proc/meminfo", "MemTotal")
     return f"{int(total.split()[0]) / 2**20:.1f} GiB" if total else "unknown"
+
+
+def describe(rounds: int) -> str:
+    """The line every benchmark report starts with."""
+    return (f"machine: {os.cpu_count()} cores, {cpu_model()}, {total_ram()}, Python {sys.version.split()[0]}; "
+            f"median of {rounds} rounds")

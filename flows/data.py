@@ -78,7 +78,7 @@ def resolve_source_task(config: DataConfig, workdir: Path, skip: set[str]) -> li
 def plan(stage: StageRun, config: DataConfig, workdir: Path) -> tuple[Ingestion, list[Shard], dict[str, str], dict]:
     """What this run reads (`tasks.data.versions`), its shards, {file: file kept} for the files whose
     content an earlier file of this run has, and {name: {sha256, size}} of the files to read."""
-    rebuild_because = "--rebuild" if stage.force else None if config.incremental else "data.incremental is off"
+    rebuild_because = "--rebuild (or --force)" if stage.force else None if config.incremental else "data.incremental is off"
     recipe_changes = [r for r in stage.freshness.reasons if r.startswith(("config", "code", "library", "asset"))]
     reasons, records = versions.rebuild_reasons(workdir, versions.recipe_digest(stage.inputs), rebuild_because,
                                                 (stage.previous or {}).get("outputs"), recipe_changes)
