@@ -365,12 +365,26 @@ class PretrainConfig(Section):
         "split", description="packed loader: split documents longer than a row into pieces, or keep only their first row"
     )
     steps: Count = 300
-    learning_rate: float = Field(3e-3, gt=0)
+    learning_rate: float = Field(3e-3, gt=0, description="AdamW's peak rate (with muon: embeddings, head and gains)")
     warmup_steps: NonNegativeCount = 20
     weight_decay: NonNegative = 0.1
     # Largest global gradient norm; 0: no clipping.
     grad_clip: NonNegative = 1.0
     seed: Seed = 1337
+    optimizer: Literal["adamw", "muon"] = Field(
+        "adamw", description="adamw: AdamW on every parameter; muon: Muon on the hidden matrices, AdamW on the rest",
+    )
+    schedule: Literal["cosine", "wsd"] | None = Field(
+        None, description="cosine: warmup then cosine decay by steps; wsd: warmup, constant, then a linear warmdown "
+        "over the last warmdown_frac of the run (None: cosine, or wsd when time_budget_s is set)",
+    )
+    warmdown_frac: Fraction = 0.4
+    final_lr_ratio: Fraction = Field(0.0, description="wsd: the rate at the end, as a share of the peak")
+    muon_lr: float = Field(0.02, gt=0, le=1.0, description="muon: peak rate of the hidden matrices")
+    muon_momentum: float = Field(0.95, ge=0.0, lt=1.0)
+    muon_weight_decay: NonNegative = 0.0
+    embed_lr_scale: float = Field(1.0, gt=0, le=100.0, description="muon: multiplier on learning_rate for embeddings")
+    head_lr_scale: float = Field(1.0, gt=0, le=100.0, description="muon: multiplier on learning_rate for the head")
     # "auto": CUDA when available, else CPU.
     device: str = "auto"
     compile: bool = execution_only(False, "CUDA only: torch.compile the model (slower start, faster steps)")
@@ -414,6 +428,12 @@ class PretrainConfig(Section):
             for name in ("seq_len", "batch_size"):
                 if name not in explicit:
                     setattr(self, name, getattr(proportions, name))
+        return self
+
+    @model_validator(mode="after")
+    def _budget_needs_wsd(self) -> PretrainConfig:
+        if self.time_budget_s is not None and self.schedule == "cosine":
+            raise SettingRule("schedule", "cosine follows steps only: a time_budget_s needs wsd (or leave schedule unset)")
         return self
 
     @model_validator(mode="after")

@@ -296,3 +296,20 @@ def test_continue_from_latest_starts_from_the_base_checkpoint(workdir: Path, cap
     assert state["total_steps"] == 35
     with pytest.raises(ValueError, match="cannot continue from .*continue_from: scratch"):
         _run(workdir, _cfg(steps=2, continue_from="latest", n_embd=64))
+
+
+def test_the_muon_wsd_recipe_is_selectable_from_the_config(workdir: Path) -> None:
+    """`pretrain.optimizer: muon` with a wsd schedule trains through the stage (no benchmark-only path), and the
+    default stays AdamW + cosine (no schedule object)."""
+    assert pretrain_stage.optimizer_settings(_cfg()) is None
+    cfg = _cfg(steps=30, optimizer="muon", schedule="wsd", warmdown_frac=0.5, muon_lr=0.04, checkpoint_every=0)
+    settings = pretrain_stage.optimizer_settings(cfg)
+    assert (settings.kind, settings.schedule, settings.warmdown_frac, settings.muon_lr) == ("muon", "wsd", 0.5, 0.04)
+    result = _run(workdir, cfg)
+    losses = [h["loss"] for h in result["history"]]
+    assert losses[-1] < losses[0] - 0.5
+    assert result["history"][-1]["lr"] < result["history"][len(losses) // 2]["lr"]  # the warmdown
+    budget = pretrain_stage.optimizer_settings(_cfg(time_budget_s=30))
+    assert (budget.kind, budget.schedule, budget.time_budget_s) == ("adamw", "wsd", 30)
+    with pytest.raises(ValueError, match="time_budget_s needs wsd"):
+        _cfg(time_budget_s=30, schedule="cosine")

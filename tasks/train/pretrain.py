@@ -60,10 +60,17 @@ def train_config(config: PretrainConfig) -> TrainConfig:
 
 
 def optimizer_settings(config: PretrainConfig) -> OptimizerSettings | None:
-    """None (AdamW, cosine by steps) unless the run has a time budget: then AdamW with a wsd schedule by time."""
-    if config.time_budget_s is None:
+    """The optimizer and schedule the config names; None for the historic default (AdamW, cosine by
+    steps, no budget), which `make_optimizer` builds without a schedule object."""
+    schedule = config.schedule or ("wsd" if config.time_budget_s is not None else "cosine")
+    if config.optimizer == "adamw" and schedule == "cosine" and config.time_budget_s is None:
         return None
-    return OptimizerSettings(schedule="wsd", time_budget_s=config.time_budget_s)
+    return OptimizerSettings(
+        kind=config.optimizer, schedule=schedule, warmdown_frac=config.warmdown_frac,
+        final_lr_ratio=config.final_lr_ratio, time_budget_s=config.time_budget_s, muon_lr=config.muon_lr,
+        muon_momentum=config.muon_momentum, muon_weight_decay=config.muon_weight_decay,
+        embed_lr_scale=config.embed_lr_scale, head_lr_scale=config.head_lr_scale,
+    )
 
 
 # Fields that change how a run is executed or logged but not the weights it
