@@ -141,10 +141,17 @@ def process_pool(max_workers: int | None, tasks: int) -> TaskRunner:
     return ProcessPoolTaskRunner(max_workers=workers)
 
 
-def in_this_process(runner: TaskRunner) -> bool:
-    """Whether `process_pool` chose to run the tasks one at a time in this process: the flow then calls
-    them itself rather than through a subflow with that runner (a flow run costs ~1 s of wall time)."""
+def _in_this_process(runner: TaskRunner) -> bool:
+    """Whether `process_pool` chose to run the tasks one at a time in this process."""
     return isinstance(runner, ThreadPoolTaskRunner) and runner._max_workers == 1
+
+
+def map_tasks(task: Any, subflow: Any, runner: TaskRunner, items: list[Any], *args: Any) -> list[Any]:
+    """`task(item, *args)` for each item: called here one at a time when `runner` runs in this process
+    (a subflow run would cost ~1 s of wall time for nothing), else as `subflow(items, *args)` on `runner`."""
+    if _in_this_process(runner):
+        return [task(item, *args) for item in items]
+    return subflow.with_options(task_runner=runner)(items, *args)
 
 
 def describe_runner(runner: TaskRunner) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.states import State
 
-from flows.common import FAILURE_HOOKS, artifact_key, describe_runner, in_this_process, reports_outcome, shard_runner
+from flows.common import FAILURE_HOOKS, artifact_key, describe_runner, map_tasks, reports_outcome, shard_runner
 from llmforge import atomic
 from llmforge.config import DataConfig
 from llmforge.manifest import IncompleteStage, StageRun
@@ -97,7 +97,8 @@ def plan(stage: StageRun, config: DataConfig, workdir: Path) -> tuple[Ingestion,
     return ingestion, shards, {names[copy]: names[kept] for copy, kept in copies.items()}, inputs
 
 
-def _publish_artifacts(workdir: str, data_dir: Path, stats: dict[str, Any], version: int) -> None:
+def _publish_artifacts(workdir: str, data_dir: Path, stats: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    version = records[-1]["version"]
     create_table_artifact(
         key=artifact_key(workdir, "data-funnel"), table=data_report.funnel_rows(stats), description=data_report.funnel_title(stats)
     )
@@ -107,8 +108,7 @@ def _publish_artifacts(workdir: str, data_dir: Path, stats: dict[str, Any], vers
     )
     create_markdown_artifact(key=artifact_key(workdir, "data-removed-examples"),
                              markdown=data_report.removed_examples(data_dir, version))
-    rows = [versions.summary_row(record) for record in versions.read_records(data_dir)[0]]
-    create_table_artifact(key=artifact_key(workdir, "data-versions"), table=rows,
+    create_table_artifact(key=artifact_key(workdir, "data-versions"), table=[versions.summary_row(r) for r in records],
                           description=f"the dataset's versions; version {version} was added by this run")
 
 
@@ -134,15 +134,12 @@ def _run(stage: StageRun, workdir: str, config: DataConfig) -> dict[str, Any]:
     for note in ingestion.notes():
         print(note)
     if ingestion.mode == "none":
-        return stage.finish(**versions.dataset_totals(data_dir), new_outputs=False)
+        return stage.finish(**versions.dataset_totals(ingestion.earlier), new_outputs=False)
     keys = [shard.key for shard in shards]
     data_stage.prune_staging(data_dir, keys)
     with stage.time("read_extract_filter"):
         runner = shard_runner(config.task_runner, config.max_workers, config.dask_address, len(shards))
-        if in_this_process(runner):  # no subflow: its start and end would cost more than one worker gains
-            summaries = [process_shard_task(shard, config, str(data_dir), code_digest) for shard in shards]
-        else:
-            summaries = process_shards_flow.with_options(task_runner=runner)(shards, config, str(data_dir), code_digest)
+        summaries = map_tasks(process_shard_task, process_shards_flow, runner, shards, config, str(data_dir), code_digest)
     out_dirs = data_stage.fresh_output_dirs(data_dir, versions.VERSIONED_DIRS)
     with stage.time("dedup"):
         prior = _earlier_versions_index(ingestion, config, data_dir)
@@ -156,11 +153,12 @@ def _run(stage: StageRun, workdir: str, config: DataConfig) -> dict[str, Any]:
     accelerator = data_stage.accelerator_use(summaries)
     for note in data_stage.inactive_accelerator_notes(accelerator):
         print(f"warning: {note}")
-    _publish_artifacts(workdir, data_dir, stats, ingestion.version)
+    records, _ = versions.read_records(data_dir)  # with the version just committed
+    _publish_artifacts(workdir, data_dir, stats, records)
     incomplete = incomplete_message(summaries)
     if incomplete:
         raise IncompleteStage(incomplete)  # after publishing: the shards that succeeded are not lost
-    counts, metrics = run_counts_and_metrics(stats, summaries, versions.dataset_totals(data_dir))
+    counts, metrics = run_counts_and_metrics(stats, summaries, versions.dataset_totals(records))
     execution = {"accelerator": accelerator, "ingestion": ingestion.mode, **describe_runner(runner)}
     return stage.finish(counts=counts, metrics=metrics, execution=execution)
 

@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner
 
-from flows.common import FAILURE_HOOKS, artifact_key, describe_runner, in_this_process, process_pool, reports_outcome
+from flows.common import FAILURE_HOOKS, artifact_key, describe_runner, map_tasks, process_pool, reports_outcome
 from llmforge import atomic
 from llmforge.config import TokenizeConfig
 from llmforge.fingerprint import sha256_file
@@ -64,8 +64,8 @@ def _run(stage: StageRun, workdir: Path, config: TokenizeConfig) -> dict[str, An
     with stage.time("encode"):
         new, runner = _encode(plan, workdir / "tokens", tokenizer_path, config)
     encoded = {**plan.kept, **{path.name: {"sha256": digests[path.name], **counts} for path, counts in zip(plan.encode, new)}}
-    metrics = tokenize_stage.summarize(list(encoded.values()), tokenize_stage.vocab_size(tokenizer_path))
     vocabulary = tokenize_stage.vocabulary_report(tokenizer_path, workdir / "tokens" / "val")
+    metrics = tokenize_stage.summarize(list(encoded.values()), vocabulary["vocab_size"])
     metrics.update(val_vocab_usage=vocabulary.get("vocab_usage"), encoded_shards=len(plan.encode))
     report = tokenize_stage.report_markdown(metrics, vocabulary)
     atomic.write_text(stage.path("report"), report)
@@ -88,9 +88,6 @@ def _encode(plan: TokenizePlan, tokens_dir: Path, tokenizer_path: Path, config: 
     small = sum(path.stat().st_size for path in plan.encode) < IN_PROCESS_BYTES
     runner = process_pool(1 if small else None, len(plan.encode))
     shards = [str(p) for p in plan.encode]
-    if in_this_process(runner):
-        new = [encode_shard_task(shard, str(tokenizer_path), staged, config) for shard in shards]
-    else:
-        new = encode_shards_flow.with_options(task_runner=runner)(shards, str(tokenizer_path), staged, config)
+    new = map_tasks(encode_shard_task, encode_shards_flow, runner, shards, str(tokenizer_path), staged, config)
     tokenize_stage.publish_token_shards(tokens_dir, staged, replace=plan.everything, dropped=plan.dropped)
     return new, runner

@@ -200,10 +200,5 @@ def prune_staging(data_dir: Path, keep: Iterable[str]) -> None:
 
 
 def fresh_output_dirs(data_dir: Path, names: Iterable[str]) -> dict[str, str]:
-    """Empty staging directories beside the final ones; swapped in by `publish_outputs`."""
+    """Empty staging directories beside the final ones, committed by `tasks.data.versions`."""
     return {name: str(atomic.temp_dir_beside(data_dir / name)) for name in names}
-
-
-def publish_outputs(data_dir: Path, staged: dict[str, str]) -> None:
-    for name, tmp in staged.items():
-        atomic.replace_directory(Path(tmp), data_dir / name)

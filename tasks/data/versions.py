@@ -228,16 +228,6 @@ def file_inputs(files: list[Path], names: dict[str, str], digests: dict[str, str
     return {names[str(p)]: {"sha256": digests[str(p)], "size": p.stat().st_size} for p in files}
 
 
-def version_files(workdir: Path, version: int) -> dict[str, dict[str, Any]]:
-    """{path: {sha256, size}} of one version's files (once they are in place)."""
-    prefix = f"v{version:04d}"
-    return {
-        path: {"sha256": entry["sha256"], "size": entry["size"]}
-        for path, entry in versioned_files(workdir).items()
-        if Path(path).name.startswith(prefix)
-    }
-
-
 def summary_row(record: dict[str, Any]) -> dict[str, Any]:
     """One line of the versions table (`llmforge status`, the dashboard)."""
     stats = record.get("stats", {})
@@ -337,9 +327,8 @@ def new_record(
     }
 
 
-def dataset_totals(data_dir: Path) -> dict[str, dict[str, Any]]:
-    """The dataset across its versions, as the manifest's counts and metrics."""
-    records, _ = read_records(data_dir)
+def dataset_totals(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The dataset across its versions (their records), as the manifest's counts and metrics."""
     documents = sum(record.get("stats", {}).get("kept", 0) for record in records)
     files = sum(1 for record in records for entry in record.get("inputs", {}).values() if "copy_of" not in entry)
     latest = records[-1]["version"] if records else 0

@@ -153,10 +153,6 @@ def read_token_documents(split_dir: Path, max_tokens: int | None = None) -> list
     return docs
 
 
-def vocab_size(tokenizer_path: Path) -> int:
-    return BpeTokenizer.from_file(tokenizer_path).vocab_size
-
-
 def publish_token_shards(tokens_dir: Path, staged: dict[str, str], replace: bool, dropped: list[str]) -> None:
     """Put the newly encoded shards in place: the splits as a whole when every shard was encoded,
     else each new shard beside the ones kept, and the shards of vanished documents removed."""
