@@ -17,7 +17,7 @@ from prefect.states import Completed, State
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
 from llmforge.notify import WEBHOOK_ENV, failure_payload, post_json, run_page
-from tasks.progress import progress_bar
+from tasks.progress import Progress
 from tasks.report_card import headline_message
 
 log = logging.getLogger(__name__)
@@ -178,18 +178,16 @@ def artifact_key(workdir: str, name: str) -> str:
 
 
 @contextmanager
-def step_progress(workdir: str, stage: str, description: str, total: int) -> Iterator[Callable[..., None]]:
-    """A training stage's progress on the dashboard (artifact "<stage>-progress") and on the
-    terminal; yields ``advance(steps_done, **fields shown beside the bar)``."""
+def stage_progress(workdir: str, stage: str, description: str) -> Iterator[Progress]:
+    """A training stage's progress: log lines with an ETA at least every ~10 s (a bar on a terminal),
+    and the dashboard's progress artifact "<stage>-progress" for the phase under way."""
+    from prefect import get_run_logger
+
     progress_id = create_progress_artifact(progress=0.0, key=artifact_key(workdir, f"{stage}-progress"),
                                            description=description)
-    bar = progress_bar(total)
-
-    def advance(done: int, **fields: Any) -> None:
-        update_progress_artifact(progress_id, progress=100.0 * done / total)
-        bar.advance_to(done, **fields)
-
+    progress = Progress(stage, get_run_logger().info,
+                        on_fraction=lambda share: update_progress_artifact(progress_id, progress=100.0 * share))
     try:
-        yield advance
+        yield progress
     finally:
-        bar.close()
+        progress.finish()

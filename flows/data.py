@@ -50,7 +50,7 @@ def _shard_result(future: PrefectFuture, shard: Shard, data_dir: str, config: Da
     try:
         return future.result()
     except Exception as err:  # noqa: BLE001 - the task itself died (e.g. its worker process): this shard failed
-        return record_failed_shard(shard, err, data_dir, config.reader)
+        return record_failed_shard(shard, err, data_dir, config.reader, config.text_column)
 
 
 @flow(name="data-shards")

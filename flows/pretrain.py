@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import FAILURE_HOOKS, accelerator_slot, artifact_key, reports_outcome, step_progress
+from flows.common import FAILURE_HOOKS, accelerator_slot, artifact_key, reports_outcome, stage_progress
 from llmforge.config import PretrainConfig
 from llmforge.manifest import StageRun
 from model.train import StepLog
@@ -22,16 +22,17 @@ from tasks.train.loss_curve import plot_loss_curve
 def train_task(workdir: str, config: PretrainConfig, checkpoint_dir: str, resume: bool = False) -> dict[str, Any]:
     root = Path(workdir)
     args = (root / "tokens", root / "tokenizer" / "tokenizer.json", Path(checkpoint_dir), config)
-    with step_progress(workdir, "pretrain", "pretraining steps done (%)", config.steps) as advance:
+    with stage_progress(workdir, "pretrain", "pretraining: share of the phase under way (%)") as progress:
 
         def on_log(log: StepLog) -> None:
             mfu = f"  MFU {100 * log.mfu:.1f}%" if log.mfu is not None else ""
             print(f"step {log.step:5d}  loss {log.loss:.4f}  lr {log.lr:.2e}  {log.tokens_per_s:,.0f} tok/s{mfu}")
-            advance(log.step + 1, loss=log.loss, tokens_per_s=log.tokens_per_s)
+            progress.advance(log.step + 1, loss=log.loss, tokens_per_s=log.tokens_per_s)
 
         if config.nproc > 1:
+            progress.start("training", config.steps, budget_s=config.time_budget_s)
             return pretrain_launch.pretrain_distributed(*args, on_log=on_log, resume=resume)
-        return pretrain_stage.pretrain(*args, on_log, resume=resume)
+        return pretrain_stage.pretrain(*args, on_log, resume=resume, progress=progress)
 
 
 @flow(name="pretrain", log_prints=True, **FAILURE_HOOKS)

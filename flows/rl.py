@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import FAILURE_HOOKS, accelerator_slot, artifact_key, reports_outcome, step_progress
+from flows.common import FAILURE_HOOKS, accelerator_slot, artifact_key, reports_outcome, stage_progress
 from llmforge.config import RlConfig
 from llmforge.manifest import StageRun
 from tasks.posttrain import rl as rl_stage
@@ -18,15 +18,15 @@ from tasks.posttrain import rl as rl_stage
 @task(name="reinforce", cache_policy=NO_CACHE)
 def rl_task(workdir: str, config: RlConfig, checkpoint_dir: str) -> dict[str, Any]:
     root = Path(workdir)
-    with step_progress(workdir, "rl", "RL steps done (%)", config.steps) as advance:
+    with stage_progress(workdir, "rl", "RL: share of the phase under way (%)") as progress:
 
         def on_log(log: rl_stage.RlStepLog) -> None:
             print(f"step {log.step:4d}  reward {log.mean_reward:.3f}  loss {log.loss:+.4f}  "
                   f"groups with signal {log.groups_with_signal}/{config.prompts_per_step}  {log.seconds:.1f}s")
-            advance(log.step + 1, reward=log.mean_reward)
+            progress.advance(log.step + 1, reward=log.mean_reward)
 
         return rl_stage.rl(root / "checkpoints" / "sft", root / "tokenizer" / "tokenizer.json",
-                           Path(checkpoint_dir), config, on_log)
+                           Path(checkpoint_dir), config, on_log, progress=progress)
 
 
 @flow(name="rl", log_prints=True, **FAILURE_HOOKS)

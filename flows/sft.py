@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import FAILURE_HOOKS, accelerator_slot, artifact_key, reports_outcome, step_progress
+from flows.common import FAILURE_HOOKS, accelerator_slot, artifact_key, reports_outcome, stage_progress
 from llmforge.config import SftConfig
 from llmforge.manifest import StageRun
 from model.train import StepLog
@@ -19,14 +19,14 @@ from tasks.posttrain import sft as sft_stage
 @task(name="fine-tune", cache_policy=NO_CACHE)
 def sft_task(workdir: str, config: SftConfig, checkpoint_dir: str) -> dict[str, Any]:
     root = Path(workdir)
-    with step_progress(workdir, "sft", "fine-tuning steps done (%)", config.steps) as advance:
+    with stage_progress(workdir, "sft", "fine-tuning: share of the phase under way (%)") as progress:
 
         def on_log(log: StepLog) -> None:
             print(f"step {log.step:5d}  loss {log.loss:.4f}  lr {log.lr:.2e}  {log.tokens_per_s:,.0f} tok/s")
-            advance(log.step + 1, loss=log.loss)
+            progress.advance(log.step + 1, loss=log.loss)
 
         return sft_stage.sft(root / "checkpoints" / "base", root / "tokenizer" / "tokenizer.json",
-                             Path(checkpoint_dir), config, on_log)
+                             Path(checkpoint_dir), config, on_log, progress=progress)
 
 
 @flow(name="sft", log_prints=True, **FAILURE_HOOKS)

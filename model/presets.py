@@ -3,7 +3,8 @@
 Width grows with depth (``n_embd = aspect_ratio * depth``) and heads keep a
 fixed width (``n_head = n_embd // head_dim``), so one number moves a model from
 a laptop toy to GPT-2 scale while its proportions stay sane. The named presets
-pin the dial and the two proportions; any field can still be set by hand.
+pin the dial and the two proportions, and name a training recipe (``RECIPES``); any
+field can still be set by hand.
 
 | preset | depth | n_embd | heads | context | meant for |
 |---|---:|---:|---:|---:|---|
@@ -35,6 +36,28 @@ PRESETS: dict[str, ShapePreset] = {
     "small": ShapePreset(depth=8, aspect_ratio=64, head_dim=64, seq_len=1024, batch_size=32),
     "gpt2": ShapePreset(depth=12, aspect_ratio=64, head_dim=64, seq_len=1024, batch_size=32),
 }
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a preset trains: optimizer, schedule and rates (PretrainConfig's fields of the same names)."""
+
+    optimizer: str
+    schedule: str
+    learning_rate: float  # AdamW's peak: embeddings, head and gains under muon
+    muon_lr: float
+    weight_decay: float
+    muon_weight_decay: float
+    warmdown_frac: float
+
+
+# tiny: the best measured on tinyshakespeare at a 95-second budget on 2 CPU cores
+# (BENCHMARKS.md, "Training"): Muon on the hidden matrices, a long linear warmdown, and weight
+# decay, which pays once a run sees its data several times. small and gpt2 take the same recipe
+# until it is measured on a GPU.
+_MEASURED_ON_TINY = Recipe(optimizer="muon", schedule="wsd", learning_rate=6e-3, muon_lr=0.04, weight_decay=0.2,
+                           muon_weight_decay=0.2, warmdown_frac=0.8)
+RECIPES: dict[str, Recipe] = {"tiny": _MEASURED_ON_TINY, "small": _MEASURED_ON_TINY, "gpt2": _MEASURED_ON_TINY}
 
 
 def shape_from_depth(depth: int, aspect_ratio: int, head_dim: int) -> tuple[int, int, int]:

@@ -23,6 +23,7 @@ from model.batch_split import GlobalBatchSplit, TrainingBatches
 from model.flops import model_flops_per_token, peak_flops
 from model.gpt import GPT, autocast_context
 from model.optim import LrSchedule, TrainingClock, apply_lr, make_optimizer
+from model.threads import ThreadGovernor
 
 
 @dataclass
@@ -284,6 +285,7 @@ def train(
     optimizer: torch.optim.Optimizer | None = None,
     on_step_end: Callable[[int, torch.optim.Optimizer], None] | None = None,
     clock: TrainingClock | None = None,
+    threads: ThreadGovernor | None = None,
 ) -> tuple[list[StepLog], torch.optim.Optimizer]:
     """Run steps start_step .. cfg.steps - 1 and return (logged steps, optimizer).
 
@@ -300,6 +302,8 @@ def train(
     before the log and `on_step_end`, with rank 0's reading on every rank. An
     optimizer whose schedule has a time budget ends the run after the step that
     spends it (and runs no step if a resumed clock has already spent it).
+    `threads` looks at the machine after every step and adapts torch's threads to
+    what other processes leave free (`model.threads`).
     """
     device = torch.device(device)
     world = distributed.current()
@@ -326,6 +330,8 @@ def train(
         _apply_gradients(model, optimizer, cfg.grad_clip)
         throughput.step_done()
         run_clock.tick(agree)
+        if threads is not None:
+            threads.after_step(step + 1)
         last = step == cfg.steps - 1 or _budget_spent(optimizer)
         if step % cfg.log_every == 0 or last:
             entry = throughput.log_entry(step, loss_value, lr)

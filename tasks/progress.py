@@ -1,29 +1,128 @@
-"""A progress bar on the terminal for long stages, silent when output is not a terminal.
+"""Progress of a stage's long steps, for the person waiting on it.
 
-Prefect's logs and artifacts carry the record; the bar is only for the person
-watching, so under CI, pipes or a Prefect worker it draws nothing.
+On a terminal: a bar (with its own rate and ETA) on stderr. Elsewhere (CI, pipes, a
+Prefect worker, the dashboard's logs): a log line at least every ``every_s`` seconds of
+wall time while a step advances, and one when it ends, each with the share done and
+an ETA, so a run is never silent for long. A step is one phase of a stage ("training",
+"evaluating before"): ``start`` names it and its size, ``advance`` moves it (cheap to
+call every step or item: it only writes when a line is due).
 """
 
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from tqdm import tqdm
 
-
-class ProgressBar:
-    def __init__(self, total: int, unit: str, enabled: bool) -> None:
-        self._bar = tqdm(total=total, unit=unit, disable=not enabled, file=sys.stderr, dynamic_ncols=True, leave=False)
-
-    def advance_to(self, done: int, **fields: Any) -> None:
-        self._bar.update(max(0, done - self._bar.n))
-        if fields:
-            self._bar.set_postfix({k: f"{v:,.4g}" if isinstance(v, float) else v for k, v in fields.items()})
-
-    def close(self) -> None:
-        self._bar.close()
+EVERY_S = 10.0
 
 
-def progress_bar(total: int, unit: str = "step") -> ProgressBar:
-    return ProgressBar(total, unit, enabled=sys.stderr.isatty())
+def format_duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _fields(fields: dict[str, Any]) -> str:
+    return "".join(f", {k} {v:,.4g}" if isinstance(v, float) else f", {k} {v}" for k, v in fields.items())
+
+
+class Progress:
+    """One stage's progress; see the module docstring."""
+
+    def __init__(
+        self,
+        stage: str,
+        log: Callable[[str], None],
+        every_s: float = EVERY_S,
+        terminal: bool | None = None,
+        on_fraction: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stage, self.log, self.every_s, self.clock = stage, log, every_s, clock
+        self.terminal = sys.stderr.isatty() if terminal is None else terminal
+        self.on_fraction = on_fraction  # e.g. the dashboard's progress artifact, updated when a line is due
+        self.phase, self.total, self.unit, self.budget_s = "", 1, "step", None
+        self.done, self.fields = 0, {}
+        self.started = self.last_line = clock()
+        self._bar: tqdm | None = None
+
+    def start(self, phase: str, total: int, unit: str = "step", budget_s: float | None = None) -> None:
+        """A new phase of `total` units; `budget_s`: it ends by the clock at the latest (a time budget)."""
+        self.finish()
+        self.phase, self.total, self.unit, self.budget_s = phase, max(1, total), unit, budget_s
+        self.done, self.fields = 0, {}
+        self.started = self.last_line = self.clock()
+        if self.terminal:
+            self._bar = tqdm(total=self.total, unit=unit, desc=f"{self.stage}: {phase}", file=sys.stderr,
+                             dynamic_ncols=True, leave=False)
+        else:
+            self.log(f"{self.stage}: {phase}: {self.total:,} {unit}s" if budget_s is None else
+                     f"{self.stage}: {phase}: {format_duration(budget_s)} budget (at most {self.total:,} {unit}s)")
+
+    def fraction(self) -> float:
+        share = self.done / self.total
+        if self.budget_s:
+            share = max(share, (self.clock() - self.started) / self.budget_s)
+        return min(1.0, share)
+
+    def eta_s(self) -> float | None:
+        share = self.fraction()
+        if share <= 0:
+            return None
+        return (self.clock() - self.started) * (1 - share) / share
+
+    def advance(self, done: int, **fields: Any) -> None:
+        """`done` units of the phase are finished; `fields` (a loss, a rate) are shown beside it."""
+        self.done = done
+        self.fields.update(fields)
+        if self._bar is not None:
+            self._bar.update(max(0, done - self._bar.n))
+            if fields:
+                self._bar.set_postfix({k: f"{v:,.4g}" if isinstance(v, float) else v for k, v in self.fields.items()})
+        now = self.clock()
+        if now - self.last_line < self.every_s:
+            return
+        self.last_line = now
+        if self.on_fraction is not None:
+            self.on_fraction(self.fraction())
+        if self._bar is None:
+            self.log(self.line())
+
+    def line(self) -> str:
+        eta = self.eta_s()
+        return (f"{self.stage}: {self.phase}: {self.done:,}/{self.total:,} {self.unit}s ({100 * self.fraction():.0f}%)"
+                f"{_fields(self.fields)}, {format_duration(self.clock() - self.started)} so far"
+                f"{'' if eta is None else f', ETA {format_duration(eta)}'}")
+
+    def finish(self) -> None:
+        """The phase is over: close the bar, or write its last line."""
+        if not self.phase:
+            return
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        else:
+            self.log(f"{self.stage}: {self.phase}: done, {self.done:,} {self.unit}s in "
+                     f"{format_duration(self.clock() - self.started)}")
+        if self.on_fraction is not None:
+            self.on_fraction(1.0)
+        self.phase = ""
+
+
+def phase(
+    progress: Progress | None, name: str, total: int, unit: str = "step", budget_s: float | None = None
+) -> Callable[[int], None] | None:
+    """Start a phase and return its `advance(done)`; None without a Progress (plain function calls, tests)."""
+    if progress is None:
+        return None
+    progress.start(name, total, unit, budget_s)
+    return progress.advance

@@ -140,7 +140,7 @@ class _LoadedFilters:
         self.url_check = url_filter(config.url_filter) if config.url_filter.enabled else None
         self.language_check = (
             language_filter(LanguageIdentifier(config.language.model_path), config.language)
-            if config.language.enabled
+            if config.language.enabled and config.text_filters == "fineweb"
             else None
         )
         self.text_filters = build_text_filters(
@@ -185,15 +185,18 @@ def close_shared_extractors() -> None:
         _EXTRACTORS.popitem()[1].close()
 
 
-def shard_steps(config: DataConfig) -> list[Step]:
-    """Every per-document step of the data stage, in order, for the calling thread."""
+def shard_steps(config: DataConfig, extract: bool = True) -> list[Step]:
+    """Every per-document step of the data stage, in order, for the calling thread.
+    `extract`: the documents are raw pages (WARC responses), not text-dataset rows."""
     loaded = _shared_filters(config)
     batch = TEXT_FILTER_BATCH
     steps = [url_step(loaded.url_check)] if loaded.url_check is not None else []
-    steps.append(extraction_step(shared_extractor(config.extraction)))
-    if loaded.language_check is not None:
-        steps.append(language_step(loaded.language_check, batch))
-    steps += text_filter_steps(loaded.text_filters, batch)
+    if extract:
+        steps.append(extraction_step(shared_extractor(config.extraction)))
+    if config.text_filters == "fineweb":
+        if loaded.language_check is not None:
+            steps.append(language_step(loaded.language_check, batch))
+        steps += text_filter_steps(loaded.text_filters, batch)
     steps.append(dedup_signature_step(config.dedup, batch))
     return steps
 

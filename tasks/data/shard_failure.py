@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llmforge.config import ReaderConfig
-from tasks.data.shards import Shard, read_summary, staging_paths, write_staged_tables
+from tasks.data.shards import Shard, read_shard, read_summary, staging_paths, write_staged_tables
 from tasks.data.steps import FilterBook
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,16 @@ def failure_traceback(error: BaseException) -> str:
     return text if len(text) <= MAX_TRACEBACK else "…" + text[-(MAX_TRACEBACK - 1):]
 
 
-def _error_rows(shard: Shard, detail: str, limits: ReaderConfig | None) -> tuple[list[dict[str, Any]], Any, bool]:
+def _error_rows(
+    shard: Shard, detail: str, limits: ReaderConfig | None, text_column: str
+) -> tuple[list[dict[str, Any]], Any, bool]:
     """One row per response record of the shard, the reader's counts, and whether it read them all."""
-    from tasks.data.warc_reader import ReadStats, SkippedRecord, iter_warc
+    from tasks.data.warc_reader import ReadStats, SkippedRecord
 
     stats = ReadStats()
     rows: list[dict[str, Any]] = []
     try:
-        for item in iter_warc(shard.path, shard.start, shard.stop, stats=stats, limits=limits):
+        for item in read_shard(shard, stats, limits, text_column):
             damage = isinstance(item, SkippedRecord) and item.reason == "damaged_file"
             rows.append({
                 "id": item.id, "url": item.url, "reason": item.reason if damage else SHARD_FAILED,
@@ -64,7 +66,7 @@ def _error_rows(shard: Shard, detail: str, limits: ReaderConfig | None) -> tuple
 
 
 def record_failed_shard(
-    shard: Shard, error: BaseException, data_dir: str, limits: ReaderConfig | None = None
+    shard: Shard, error: BaseException, data_dir: str, limits: ReaderConfig | None = None, text_column: str = "text"
 ) -> dict[str, Any]:
     """Stage the failed shard's records as error rows; return its summary (shaped as process_shard's)."""
     started = time.perf_counter()
@@ -72,7 +74,7 @@ def record_failed_shard(
     paths = staging_paths(Path(data_dir), shard.key)
     # A worker may have finished the shard before it died: its marker must not vouch for these tables.
     paths["marker"].unlink(missing_ok=True)
-    rows, stats, complete = _error_rows(shard, detail, limits)
+    rows, stats, complete = _error_rows(shard, detail, limits, text_column)
     write_staged_tables(paths, [], [], rows)
     damaged = {"damaged_file": stats.skipped["damaged_file"]} if "damaged_file" in stats.skipped else {}
     return {

@@ -1,4 +1,4 @@
-"""Shards of the data stage: one WARC file or a record range of one, and where a shard's results are staged."""
+"""Shards of the data stage: one input file or a record range of one, and where a shard's results are staged."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from llmforge.config import DataConfig, ReaderConfig
 from llmforge.fingerprint import sha256_json
 
 if TYPE_CHECKING:
-    from tasks.data.warc_reader import ReadStats
+    from collections.abc import Iterator
+
+    from tasks.data.text_reader import TextDocument
+    from tasks.data.warc_reader import HtmlDocument, ReadStats, SkippedRecord
 
 
 @dataclass(frozen=True)
@@ -71,18 +74,21 @@ def plan_shards(
     open-ended (stop=None) when it reads to the end, so damage at the end of the file is
     reported by exactly one shard. `names`: each file's name in the outputs
     (`tasks.data.sources.source_names`); without it, files are named by their base names,
-    as files given one by one are.
+    as files given one by one are. Text-dataset files: a Parquet file is split by the row
+    count in its footer; JSON Lines and plain text are read whole by one shard each.
     """
+    from tasks.data.text_reader import count_rows, is_text_file
     from tasks.data.warc_reader import count_records
 
     shards: list[Shard] = []
     for path in files:
         digest = fingerprints[str(path)]
         name = names[str(path)] if names is not None else path.name
-        if records_per_shard <= 0:
+        counted = count_rows(path) if is_text_file(path) else None
+        if records_per_shard <= 0 or (is_text_file(path) and counted is None):
             shards.append(Shard(len(shards), str(path), name, 0, max_records_per_file, digest, version))
             continue
-        total = count_records(path, reader)
+        total = counted if counted is not None else count_records(path, reader)
         end = total if max_records_per_file is None else min(total, max_records_per_file)
         for start in range(0, max(end, 1), records_per_shard):
             stop: int | None = start + records_per_shard
@@ -90,6 +96,19 @@ def plan_shards(
                 stop = None if end == total else end
             shards.append(Shard(len(shards), str(path), name, start, stop, digest, version))
     return shards
+
+
+def read_shard(
+    shard: Shard, stats: ReadStats, limits: ReaderConfig | None, text_column: str = "text"
+) -> Iterator[HtmlDocument | TextDocument | SkippedRecord]:
+    """The shard's records as the reader for its kind of file gives them: HTML responses of a
+    WARC file, or rows of a text-dataset file; the skipped ones as `SkippedRecord`s."""
+    from tasks.data.text_reader import is_text_file, iter_text_file
+    from tasks.data.warc_reader import iter_warc
+
+    if is_text_file(shard.path):
+        return iter_text_file(shard.path, shard.start, shard.stop, stats, limits, text_column, shard.name)
+    return iter_warc(shard.path, shard.start, shard.stop, stats=stats, limits=limits)
 
 
 def shard_fingerprint(shard: Shard, config: DataConfig, code_digest: str) -> str:

@@ -1,4 +1,4 @@
-"""Where the data stage's WARC files come from: the embedded sample, local files, or Common Crawl."""
+"""Where the data stage's input files come from: the embedded sample, local WARC or text-dataset files, or Common Crawl."""
 
 from __future__ import annotations
 
@@ -31,19 +31,33 @@ def _is_glob(source: str) -> bool:
     return any(ch in source for ch in _GLOB_CHARS)
 
 
+def _is_text(path: Path) -> bool:
+    from tasks.data.text_reader import is_text_file
+
+    return is_text_file(path)
+
+
+def _of_one_kind(files: list[Path], where: str) -> list[Path]:
+    """WARC files when there are any, else text-dataset files: a crawl folder's notes and
+    listings (.txt, .jsonl) are not documents, while a folder of text files is a dataset."""
+    warcs = [p for p in files if _is_warc(p)]
+    if warcs:
+        return warcs
+    texts = [p for p in files if _is_text(p)]
+    if not texts:
+        raise SourceError(f"no .warc, .warc.gz, .txt, .jsonl, .jsonl.gz or .parquet files {where}")
+    return texts
+
+
 def resolve_local(source: str) -> list[Path]:
-    """A WARC file, a directory of them (searched recursively), or a glob, as a sorted file list."""
+    """A WARC or text-dataset file, a directory of them (searched recursively), or a glob, as a
+    sorted file list. A directory or glob that holds WARC files gives only those."""
     path = Path(source).expanduser()
     if _is_glob(source):
-        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if _is_warc(Path(p)))
-        if not files:
-            raise SourceError(f"no .warc or .warc.gz files match {source!r}")
-        return files
+        return _of_one_kind(sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file()),
+                            f"match {source!r}")
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and _is_warc(p))
-        if not files:
-            raise SourceError(f"no .warc or .warc.gz files in directory {path}")
-        return files
+        return _of_one_kind(sorted(p for p in path.rglob("*") if p.is_file()), f"in directory {path}")
     if not path.exists():
         raise SourceError(f"source not found: {path}")
     if not path.is_file():

@@ -1,7 +1,7 @@
 """The data stage's logic: per-shard read → steps → staged tables, one global dedup, then the final shards.
 
-Plain functions; `flows/data.py` wraps them in Prefect tasks. A shard is one WARC
-file or a record range of one (`tasks.data.shards`). Shard results are staged under
+Plain functions; `flows/data.py` wraps them in Prefect tasks. A shard is one WARC or
+text-dataset file, or a record range of one (`tasks.data.shards`). Shard results are staged under
 `data/_work/` with a completion marker carrying a fingerprint of the shard's input
 and the config, so a stage killed half-way re-uses the shards it finished, and a
 shard that crashed (`tasks.data.shard_failure`) is the only one the next run redoes.
@@ -24,13 +24,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from llmforge import atomic
-from llmforge.config import DataConfig, ReaderConfig
+from llmforge.config import DataConfig
 from tasks.data import recipe
 from tasks.data.duplicates import DUPLICATE_RECORD, Duplicates
 from tasks.data.recipe import DEDUP_FILTERS
 from tasks.data.schemas import DOCUMENT_SCHEMA, REMOVED_SCHEMA
 from tasks.data.shard_failure import failure_detail, record_failed_shard
-from tasks.data.shards import STAGED_KINDS, Shard, read_summary, shard_fingerprint, staging_paths, write_staged_tables
+from tasks.data.shards import (
+    STAGED_KINDS,
+    Shard,
+    read_shard,
+    read_summary,
+    shard_fingerprint,
+    staging_paths,
+    write_staged_tables,
+)
 from tasks.data.steps import Document, FilterBook, Outcome, run_steps
 
 if TYPE_CHECKING:
@@ -48,7 +56,7 @@ def run_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: str)
         # One line on the console (this runs in a pool worker, out of the CLI's reach); the
         # traceback is kept in stats.json's failed_shards for whoever debugs it.
         log.error("shard %s (%s) failed: %s", shard.key, shard.name, failure_detail(err))
-        return record_failed_shard(shard, err, data_dir, config.reader)
+        return record_failed_shard(shard, err, data_dir, config.reader, config.text_column)
 
 
 def process_shard(shard: Shard, config: DataConfig, data_dir: str, code_digest: str) -> dict[str, Any]:
@@ -87,23 +95,26 @@ class _ShardRows:
         return [row for _, row in sorted(rows, key=lambda entry: entry[0])]
 
 
-def _documents(shard: Shard, stats: ReadStats, rows: _ShardRows, limits: ReaderConfig) -> Iterator[Document]:
-    """The shard's HTML responses as documents, one at a time; the reader's skips go to the errors."""
-    from tasks.data.warc_reader import HtmlDocument, iter_warc
+def _documents(shard: Shard, stats: ReadStats, rows: _ShardRows, config: DataConfig) -> Iterator[Document]:
+    """The shard's documents, one at a time: HTML responses (extracted by the first steps) or
+    text-dataset rows (their text as it is); the reader's skips go to the errors."""
+    from tasks.data.text_reader import TextDocument
+    from tasks.data.warc_reader import HtmlDocument
 
-    for position, item in enumerate(iter_warc(shard.path, shard.start, shard.stop, stats=stats, limits=limits)):
-        if not isinstance(item, HtmlDocument):
+    for position, item in enumerate(read_shard(shard, stats, config.reader, config.text_column)):
+        if not isinstance(item, HtmlDocument | TextDocument):
             rows.errors.append((position, {
                 "id": item.id, "url": item.url, "reason": item.reason, "detail": item.detail,
                 "source_file": shard.name, "record_index": item.record_index,
             }))
             continue
         rows.replaced_chars += item.replaced_chars
+        is_text = isinstance(item, TextDocument)
         row = {
-            "id": item.id, "url": item.url, "text": "", "crawl_date": item.crawl_date, "language": None,
-            "language_score": None, "source_file": shard.name, "record_index": item.record_index,
+            "id": item.id, "url": item.url, "text": item.text if is_text else "", "crawl_date": item.crawl_date,
+            "language": None, "language_score": None, "source_file": shard.name, "record_index": item.record_index,
         }
-        yield Document(position, row, item.html)
+        yield Document(position, row, None if is_text else item.html)
 
 
 def _process(shard: Shard, config: DataConfig, paths: dict[str, Path], fingerprint: str) -> dict[str, Any]:
@@ -114,7 +125,11 @@ def _process(shard: Shard, config: DataConfig, paths: dict[str, Path], fingerpri
     book = FilterBook()
     stats = ReadStats()
     rows = _ShardRows()
-    for outcome in run_steps(_documents(shard, stats, rows, config.reader), recipe.shard_steps(config), book):
+    from tasks.data.text_reader import is_text_file
+
+    has_html = not is_text_file(shard.path)
+    steps = recipe.shard_steps(config, extract=has_html)
+    for outcome in run_steps(_documents(shard, stats, rows, config), steps, book):
         rows.add(outcome)
 
     write_staged_tables(paths, rows.candidates, rows.in_record_order(rows.removed), rows.in_record_order(rows.errors))
@@ -123,12 +138,13 @@ def _process(shard: Shard, config: DataConfig, paths: dict[str, Path], fingerpri
         "html": stats.html,
         "skipped": dict(stats.skipped),
         "damaged": stats.damaged,
-        "extracted": book.kept["extraction"],
+        # Text-dataset rows come extracted: every document the reader handed on counts.
+        "extracted": book.kept["extraction"] if has_html else stats.html,
         "candidates": len(rows.candidates),
         "filters": book.as_dict(),
         "replaced_chars": rows.replaced_chars,
         # None when the shard had no HTML to extract (no extraction child needed).
-        "accelerator": recipe.shared_extractor(config.extraction).accelerator.as_dict() if stats.html else None,
+        "accelerator": recipe.shared_extractor(config.extraction).accelerator.as_dict() if has_html and stats.html else None,
         "seconds": round(time.perf_counter() - started, 3),
     }
     atomic.write_json(paths["marker"], {"fingerprint": fingerprint, "summary": summary})

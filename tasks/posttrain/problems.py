@@ -8,7 +8,7 @@ back, and the reply is correct when its final "Answer: N" equals the problem's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -60,8 +60,10 @@ def attempt(
     params: GenerationParams,
     generator: torch.Generator | None = None,
     prompts_per_batch: int = 16,
+    on_done: Callable[[int], None] | None = None,
 ) -> Attempts:
-    """`samples` replies to each problem (each prompt prefilled once, its samples decoded together)."""
+    """`samples` replies to each problem (each prompt prefilled once, its samples decoded together);
+    `on_done(problems answered so far)` after each batch of prompts."""
     was_training = model.training
     model.eval()
     tool = calculator_tool(tokenizer)
@@ -72,6 +74,8 @@ def attempt(
             prompts = [problem_prompt_ids(tokenizer, p) for p in chunk]
             flat = generate_batch(model, prompts, params, num_samples=samples, generator=generator, tool=tool)
             completions += [flat[j * samples : (j + 1) * samples] for j in range(len(chunk))]
+            if on_done is not None:
+                on_done(len(completions))
     finally:
         model.train(was_training)
     correct = [[is_solved(tokenizer, p, c) for c in row] for p, row in zip(problems, completions, strict=True)]
@@ -87,11 +91,12 @@ def pass_metrics(
     top_k: int | None,
     max_new_tokens: int,
     seed: int,
+    on_done: Callable[[int], None] | None = None,
 ) -> dict[str, float | int]:
     """pass@1 and pass@samples (with 95% intervals) from `samples` sampled replies per problem."""
     generator = torch.Generator().manual_seed(seed)
     params = reply_params(tokenizer, max_new_tokens, temperature, top_k)
-    result = attempt(model, tokenizer, problems, samples, params, generator)
+    result = attempt(model, tokenizer, problems, samples, params, generator, on_done=on_done)
     counts = result.correct_counts
     metrics: dict[str, float | int] = {"problems": len(problems), "samples_per_problem": samples}
     metrics.update(pass_at_k(counts, samples, 1).as_dict())
@@ -101,11 +106,12 @@ def pass_metrics(
 
 
 def greedy_accuracy(
-    model: GPT, tokenizer: BpeTokenizer, problems: Sequence[Problem], max_new_tokens: int
+    model: GPT, tokenizer: BpeTokenizer, problems: Sequence[Problem], max_new_tokens: int,
+    on_done: Callable[[int], None] | None = None,
 ) -> tuple[float, list[dict[str, str | bool]]]:
     """Share of problems answered right by the most likely reply, and a few examples for the report."""
     params = reply_params(tokenizer, max_new_tokens, 0.0, None)
-    result = attempt(model, tokenizer, problems, 1, params)
+    result = attempt(model, tokenizer, problems, 1, params, on_done=on_done)
     flags = [row[0] for row in result.correct]
     examples = [
         {"question": p.question, "answer": p.answer, "reply": reply_text(tokenizer, row[0]), "correct": ok}

@@ -12,6 +12,7 @@ intervals show what RL changed.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -28,9 +29,13 @@ from model.distributed import pick_device
 from model.engine import GenerationParams
 from model.gpt import GPT
 from model.grpo import RolloutBatch, group_advantages, make_rollout_batch, policy_gradient_loss
+from model.threads import governor_for
 from model.tokenizer import BpeTokenizer
 from tasks.posttrain.problems import Attempts, attempt, pass_metrics, problem_prompt_ids, reply_params
 from tasks.posttrain.sft_data import Problem, generate_problem, heldout_set
+from tasks.progress import Progress, phase
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,10 +48,12 @@ class RlStepLog:
     seconds: float
 
 
-def held_out_metrics(model: Any, tokenizer: BpeTokenizer, config: RlConfig) -> dict[str, float | int]:
+def held_out_metrics(
+    model: Any, tokenizer: BpeTokenizer, config: RlConfig, on_done: Callable[[int], None] | None = None
+) -> dict[str, float | int]:
     problems = heldout_set(config.family, n=config.eval_problems)
     return pass_metrics(model, tokenizer, problems, config.eval_samples, config.eval_temperature, config.top_k,
-                        config.max_new_tokens, seed=config.seed + 1)
+                        config.max_new_tokens, seed=config.seed + 1, on_done=on_done)
 
 
 def rollout_batch(
@@ -119,21 +126,34 @@ def rl(
     out_dir: Path,
     config: RlConfig,
     on_log: Callable[[RlStepLog], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     tokenizer = BpeTokenizer.from_file(tokenizer_path)
     model, sft_state = load_checkpoint_for(sft_dir, tokenizer.vocab_size, str(tokenizer_path))
     model.to(pick_device(config.device))
     torch.manual_seed(config.seed)
-    before = held_out_metrics(model, tokenizer, config)
+    before = held_out_metrics(model, tokenizer, config, phase(progress, "pass@k before", config.eval_problems, "problem"))
     run = start_rl_run(model, tokenizer, config)
     history: list[RlStepLog] = []
+    threads = governor_for(pick_device(config.device), config.adapt_threads, log.warning)
+    on_step = phase(progress, "training", config.steps)
     started = time.perf_counter()
-    for step in range(config.steps):
-        history.append(run.step(step))
-        if on_log is not None and (step % config.log_every == 0 or step == config.steps - 1):
-            on_log(history[-1])
+    try:
+        for step in range(config.steps):
+            history.append(run.step(step))
+            if threads is not None:
+                threads.after_step(step + 1)
+            if on_step is not None:
+                on_step(step + 1)
+            if on_log is not None and (step % config.log_every == 0 or step == config.steps - 1):
+                on_log(history[-1])
+    finally:
+        if threads is not None:
+            threads.restore()
     train_seconds = time.perf_counter() - started
-    after = held_out_metrics(model, tokenizer, config)
+    after = held_out_metrics(model, tokenizer, config, phase(progress, "pass@k after", config.eval_problems, "problem"))
+    if progress is not None:
+        progress.finish()
     metrics: dict[str, Any] = {
         "family": config.family,
         "steps": config.steps,
@@ -145,6 +165,8 @@ def rl(
         "after": after,
         "pass@1_gain": round(float(after["pass@1"]) - float(before["pass@1"]), 4),
     }
+    if threads is not None:
+        metrics["threads"] = threads.summary()
     result = {"metrics": metrics, "history": [vars(h) for h in history]}
     save_checkpoint(out_dir, model.cpu(), {
         "stage": "rl",

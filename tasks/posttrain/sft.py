@@ -9,6 +9,7 @@ answers held-out problems of the RL family greedily: the accuracy is SFT's headl
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -24,11 +25,15 @@ from model.checkpoint import load_checkpoint_for, save_checkpoint
 from model.distributed import pick_device
 from model.gpt import GPT
 from model.sft_batches import ConversationBatches, SFTExample, render_examples
+from model.threads import governor_for
 from model.tokenizer import BpeTokenizer
 from model.train import StepLog, TrainConfig, train
 from tasks.posttrain.conversations import load_conversations
 from tasks.posttrain.problems import greedy_accuracy
 from tasks.posttrain.sft_data import FAMILY, IdentityConfig, build_sft_mix, heldout_set
+from tasks.progress import Progress, phase
+
+log = logging.getLogger(__name__)
 
 
 def sft_examples(tokenizer: BpeTokenizer, config: SftConfig, max_tokens: int) -> tuple[list[SFTExample], dict[str, Any]]:
@@ -77,6 +82,7 @@ def sft(
     out_dir: Path,
     config: SftConfig,
     on_log: Callable[[StepLog], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     tokenizer = BpeTokenizer.from_file(tokenizer_path)
     model, base_state = load_checkpoint_for(base_dir, tokenizer.vocab_size, str(tokenizer_path))
@@ -88,11 +94,22 @@ def sft(
     batches = ConversationBatches([(e.ids, e.mask) for e in examples], config.batch_size, seq_len, seed=config.seed)
     problems = heldout_set(FAMILY, n=config.eval_problems)
     model.to(device)
-    before, _ = greedy_accuracy(model, tokenizer, problems, config.eval_max_new_tokens)
+    before, _ = greedy_accuracy(model, tokenizer, problems, config.eval_max_new_tokens,
+                                phase(progress, "held-out problems before", len(problems), "problem"))
+    threads = governor_for(device, config.adapt_threads, log.warning)
+    on_step = phase(progress, "training", config.steps)
     started = time.perf_counter()
-    history, _ = train(model, batches, sft_train_config(config, seq_len), device=device, on_log=on_log)
+    try:
+        history, _ = train(model, batches, sft_train_config(config, seq_len), device=device, on_log=on_log,
+                           threads=threads, on_step_end=None if on_step is None else lambda done, _opt: on_step(done))
+    finally:
+        if threads is not None:
+            threads.restore()
     seconds = time.perf_counter() - started
-    accuracy, examples_shown = greedy_accuracy(model, tokenizer, problems, config.eval_max_new_tokens)
+    accuracy, examples_shown = greedy_accuracy(model, tokenizer, problems, config.eval_max_new_tokens,
+                                               phase(progress, "held-out problems after", len(problems), "problem"))
+    if progress is not None:
+        progress.finish()
     metrics = {
         "examples": len(examples),
         "target_tokens": sum(sum(e.mask[1:]) for e in examples),
@@ -104,6 +121,8 @@ def sft(
         "heldout_accuracy_before": round(before, 4),
         "heldout_accuracy": round(accuracy, 4),
     }
+    if threads is not None:
+        metrics["threads"] = threads.summary()
     result = {"metrics": metrics, "counts": counts, "history": [vars(h) for h in history], "examples": examples_shown}
     save_sft_checkpoint(out_dir, model, base_state, tokenizer.vocab_size, config, result)
     return result

@@ -20,8 +20,9 @@ from typing import Any
 from llmforge.config import TokenizeConfig
 from llmforge.fingerprint import sha256_file, sha256_json
 
-_TRAINING_SETTINGS = ("vocab_size", "max_chars_per_doc", "max_train_chars")
-_ENCODING_SETTINGS = ("val_fraction", "row_group_size")
+# The split is in both: the tokenizer is trained on the training split only.
+_TRAINING_SETTINGS = ("vocab_size", "max_chars_per_doc", "max_train_chars", "val_fraction", "split")
+_ENCODING_SETTINGS = ("val_fraction", "split", "row_group_size")
 
 
 def training_settings(config: TokenizeConfig) -> str:

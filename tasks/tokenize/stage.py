@@ -41,10 +41,21 @@ def iter_documents(documents_dir: Path) -> Iterator[tuple[str, str]]:
         yield from zip(table.column("id").to_pylist(), table.column("text").to_pylist())
 
 
+def split_parts(doc_id: str, text: str, config: TokenizeConfig) -> list[tuple[str, str]]:
+    """(split, text) of the parts of one document: the whole of it in one split by its id, or
+    (split "tail") its head in train and its last val_fraction of characters in val."""
+    if config.split == "documents":
+        return [("val" if is_validation(doc_id, config.val_fraction) else "train", text)]
+    cut = int(len(text) * (1.0 - config.val_fraction))
+    return [(split, part) for split, part in (("train", text[:cut]), ("val", text[cut:])) if part]
+
+
 def training_texts(documents_dir: Path, config: TokenizeConfig) -> list[str]:
-    """The capped sample of text the BPE trainer sees."""
+    """The capped sample of text the BPE trainer sees: training text only, so that the
+    validation split scores a tokenizer that never saw it."""
     texts, total = [], 0
-    for _, text in iter_documents(documents_dir):
+    for doc_id, document in iter_documents(documents_dir):
+        text = "".join(part for split, part in split_parts(doc_id, document, config) if split == "train")
         piece = text[: config.max_chars_per_doc]
         if total + len(piece) > config.max_train_chars:
             piece = piece[: config.max_train_chars - total]
@@ -93,13 +104,17 @@ def encode_shard(
     ids, texts = table.column("id").to_pylist(), table.column("text").to_pylist()
     for doc_id, text in zip(ids, texts):
         check_encodable(doc_id, text)
+    part_ids, parts = [], []
+    for doc_id, text in zip(ids, texts):
+        for part in split_parts(doc_id, text, config):
+            part_ids.append(doc_id)
+            parts.append(part)
     # One process per core already: more threads per process would oversubscribe the CPUs.
-    encoded = tokenizer.encode_batch(texts, num_threads=1)
+    encoded = tokenizer.encode_batch([text for _, text in parts], num_threads=1)
     dtype = token_dtype(tokenizer.vocab_size)
     schema = pa.schema([("id", pa.string()), ("tokens", pa.list_(dtype)), ("n_bytes", pa.int64())])
     rows: dict[str, dict[str, list]] = {split: {"id": [], "tokens": [], "n_bytes": []} for split in ("train", "val")}
-    for doc_id, text, tokens in zip(ids, texts, encoded):
-        split = "val" if is_validation(doc_id, config.val_fraction) else "train"
+    for doc_id, (split, text), tokens in zip(part_ids, parts, encoded):
         rows[split]["id"].append(doc_id)
         rows[split]["tokens"].append([tokenizer.bos_id, *tokens])
         rows[split]["n_bytes"].append(len(text.encode("utf-8")))

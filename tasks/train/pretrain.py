@@ -27,8 +27,10 @@ from model.checkpoint import (
 from model.gpt import GPT, GPTConfig
 from model.optim import OptimizerSettings, TrainingClock
 from model.packed_loader import PackedLoader
+from model.threads import ThreadGovernor, governor_for
 from model.tokenizer import BpeTokenizer
 from model.train import BatchSampler, StepLog, TrainConfig, make_optimizer, pack_documents, train
+from tasks.progress import Progress, phase
 from tasks.train.evaluate import bits_per_byte, token_byte_lengths
 from tasks.tokenize.stage import read_token_documents
 
@@ -77,7 +79,7 @@ def optimizer_settings(config: PretrainConfig) -> OptimizerSettings | None:
 # produces, so they may differ between an interrupted run and its resumption.
 # nproc may change too when total_batch_tokens is fixed: the steps see the same windows.
 RESUME_FREE_FIELDS = frozenset(
-    {"device", "log_every", "checkpoint_every", "checkpoint_every_seconds", "compile", "nproc"}
+    {"device", "log_every", "checkpoint_every", "checkpoint_every_seconds", "compile", "nproc", "adapt_threads"}
 )
 
 
@@ -194,6 +196,8 @@ class PretrainRun:
     steps_done: int = 0
     last_saved_step: int | None = None
     last_saved_seconds: float = 0.0  # the clock's seconds at the last save (or the start)
+    threads: ThreadGovernor | None = None
+    on_step: Callable[[int], None] | None = None  # progress: steps done, after every step
 
     def resume(self) -> None:
         """Load the saved state in place: weights, optimizer moments, RNG, sampler position, clock and history."""
@@ -235,6 +239,8 @@ class PretrainRun:
 
     def after_step(self, steps_done: int, optimizer: torch.optim.Optimizer) -> None:
         self.steps_done = steps_done
+        if self.on_step is not None:
+            self.on_step(steps_done)
         if self.save_due(steps_done):
             self.save_state(steps_done, optimizer)
 
@@ -266,7 +272,7 @@ class PretrainRun:
         started = time.perf_counter()
         try:
             train(self.model, self.sampler, tcfg, device=device, on_log=self.record, start_step=self.start_step,
-                  optimizer=self.optimizer, on_step_end=self.after_step, clock=self.clock)
+                  optimizer=self.optimizer, on_step_end=self.after_step, clock=self.clock, threads=self.threads)
         except FloatingPointError as exc:
             where = (
                 f"last good checkpoint: {self.state_dir} (step {self.last_saved_step}); "
@@ -274,6 +280,9 @@ class PretrainRun:
                 if self.last_saved_step is not None else "no checkpoint was saved before it"
             )
             raise FloatingPointError(f"{exc}; {where}") from exc
+        finally:
+            if self.threads is not None:
+                self.threads.restore()
         return max(time.perf_counter() - started, 1e-9)
 
 
@@ -311,7 +320,9 @@ def start_run(
     sampler = make_sampler(tokens_dir / "train", config, world, tcfg.grad_accum_steps)
     clock = TrainingClock()
     optimizer = make_optimizer(model, tcfg, optimizer_settings(config), clock)
-    return PretrainRun(config, vocab_size, state_dir, world.is_main, model, sampler, optimizer, clock, on_log)
+    run = PretrainRun(config, vocab_size, state_dir, world.is_main, model, sampler, optimizer, clock, on_log)
+    run.threads = governor_for(device, config.adapt_threads, log.warning)
+    return run
 
 
 def run_metrics(run: PretrainRun, train_tokens: int, grad_accum_steps: int, seconds: float, device: str) -> dict[str, Any]:
@@ -337,6 +348,8 @@ def run_metrics(run: PretrainRun, train_tokens: int, grad_accum_steps: int, seco
         metrics["budget_seconds_spent"] = round(run.clock.seconds, 2)  # over all segments of a resumed run
     if isinstance(run.sampler, PackedLoader):
         metrics["packing"] = run.sampler.rows.stats.as_dict()
+    if run.threads is not None:
+        metrics["threads"] = run.threads.summary()
     return metrics
 
 
@@ -363,6 +376,7 @@ def pretrain(
     config: PretrainConfig,
     on_log: Callable[[StepLog], None] | None = None,
     resume: bool = False,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train a GPT from scratch on the train token shards and save it as the base checkpoint.
 
@@ -388,7 +402,13 @@ def pretrain(
     run = start_run(tokens_dir, tokenizer.vocab_size, state_dir, config, tcfg, device, on_log, start and start[0])
     if resume:
         run.resume()
+    budget_left = None if config.time_budget_s is None else max(0.0, config.time_budget_s - run.clock.seconds)
+    run.on_step = phase(progress, "training", config.steps, budget_s=budget_left)
+    if run.on_step is not None:
+        run.on_step(run.start_step)
     seconds = run.run_steps(tcfg, device)
+    if progress is not None:
+        progress.finish()
     # The end state is saved even when it coincides with a periodic one, so a
     # resume after a crash while writing the base checkpoint has nothing left to redo.
     run.save_state(run.steps_done, run.optimizer)
