@@ -432,6 +432,14 @@ class PretrainConfig(Section):
         "then a linear warmdown to 0 over the last 40% of the time; a resumed run trains for the time left",
     )
     final_eval_tokens: int = Field(65_536, ge=0, description="validation tokens scored at the end (0: none)")
+    eval_every: int = Field(
+        0, ge=0, description="score the validation split every N steps; the base checkpoint keeps the weights that "
+        "scored best (0: no scoring during training; the last weights)",
+    )
+    eval_tokens: Count = Field(32_768, description="validation tokens in each score of eval_every")
+    patience: int = Field(
+        0, ge=0, description="with eval_every: stop once this many scores in a row brought no new best (0: never stop early)",
+    )
     continue_from: Literal["scratch", "latest"] = Field(
         "scratch",
         description="scratch: initialise the model afresh; latest: start from the weights of the base checkpoint "
@@ -514,6 +522,9 @@ class EvaluateConfig(Section):
     # Other checkpoint directories (another run's base, an earlier save, an SFT model with
     # the same tokenizer) scored on the same validation data, side by side with this run's.
     compare_checkpoints: list[str] = Field(default_factory=list)
+    # Plain text files (UTF-8) the model never trained on, scored like the validation split next to a
+    # uniform guess and a unigram model of the training split: the out-of-domain figure of the report.
+    extra_texts: list[str] = Field(default_factory=list)
 
 
 # ------------------------------------------------------------ post-training

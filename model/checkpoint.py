@@ -26,6 +26,7 @@ WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.json"
 OPTIMIZER_FILE = "optimizer.pt"
 RNG_FILE = "rng.pt"
+BEST_FILE = "best.safetensors"  # a training state's best weights by validation, when the run keeps them
 
 
 def _read_umask() -> int:
@@ -165,13 +166,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_training_state(
-    directory: Path, model: GPT, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+    directory: Path, model: GPT, optimizer: torch.optim.Optimizer, state: dict[str, Any],
+    best_weights: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Everything needed to continue a run exactly, swapped in as one directory.
 
     model.safetensors + state.json as in `save_checkpoint` (so `load_checkpoint`
     can read it too), plus optimizer.pt (AdamW moments) and rng.pt. The .pt files
     hold only tensors and plain containers, so they load with weights_only=True.
+    `best_weights` (CPU tensors), when the run keeps its best weights by validation,
+    go to best.safetensors (`load_best_weights`).
     """
     directory = Path(directory)
     full_state = {**state, "model_config": config_to_dict(model.config)}
@@ -184,6 +188,8 @@ def save_training_state(
         _write_weights(tmp / WEIGHTS_FILE, model)
         torch.save(optim_state, tmp / OPTIMIZER_FILE)
         torch.save(rng, tmp / RNG_FILE)
+        if best_weights is not None:
+            save_file(best_weights, str(tmp / BEST_FILE), metadata={"format": "pt"})
         # state.json last: its presence marks a complete state even to a reader of the temp dir.
         (tmp / STATE_FILE).write_text(state_text, encoding="utf-8")
 
@@ -215,6 +221,17 @@ def read_training_state(directory: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or not isinstance(state.get("step"), int):
         raise ValueError(f"training state {state_path} has no integer 'step'")
     return state
+
+
+def load_best_weights(directory: Path) -> dict[str, torch.Tensor] | None:
+    """The best weights a training state kept (CPU tensors); None when it kept none."""
+    path = Path(directory) / BEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as exc:  # safetensors raises its own error types for truncated/garbled files
+        raise ValueError(f"corrupt best weights {path}: {exc}") from exc
 
 
 def load_training_state(

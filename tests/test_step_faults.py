@@ -65,8 +65,8 @@ def fault(monkeypatch: pytest.MonkeyPatch, victim: dict) -> None:
 
         return run
 
-    def with_fault(config: DataConfig) -> list[Step]:
-        steps = shard_steps(config)
+    def with_fault(config: DataConfig, extract: bool = True) -> list[Step]:
+        steps = shard_steps(config, extract)
         return [Step(s.name, raising_on_victim(s), s.batch_size) if s.name == FAILING_STEP else s for s in steps]
 
     monkeypatch.setattr(recipe, "shard_steps", with_fault)

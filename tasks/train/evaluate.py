@@ -20,8 +20,10 @@ from model.checkpoint import load_checkpoint_for
 from model.generate import generate
 from model.gpt import GPT, autocast_context
 from model.tokenizer import SPECIAL_TOKENS, BpeTokenizer
-from tasks.train.multiple_choice import evaluate_multiple_choice
 from tasks.tokenize.stage import read_token_documents
+from tasks.train import out_of_domain
+from tasks.train.multiple_choice import evaluate_multiple_choice
+from tasks.train.out_of_domain import score_text, unigram_log2_probs
 
 
 def token_byte_lengths(tokenizer: BpeTokenizer) -> torch.Tensor:
@@ -114,7 +116,10 @@ def checkpoint_row(checkpoint_dir: Path, model: GPT, state: dict[str, Any], metr
     }
 
 
-def evaluate(checkpoint_dir: Path, tokenizer_path: Path, val_dir: Path, config: EvaluateConfig) -> dict[str, Any]:
+def evaluate(
+    checkpoint_dir: Path, tokenizer_path: Path, val_dir: Path, config: EvaluateConfig, train_dir: Path | None = None
+) -> dict[str, Any]:
+    """`train_dir`: the training split, for the unigram baseline of `config.extra_texts`."""
     tokenizer = BpeTokenizer.from_file(tokenizer_path)
     model, state = load_checkpoint_for(checkpoint_dir, tokenizer.vocab_size, str(tokenizer_path))
     docs = read_token_documents(val_dir, config.max_val_tokens + 1)
@@ -128,6 +133,12 @@ def evaluate(checkpoint_dir: Path, tokenizer_path: Path, val_dir: Path, config: 
         comparison.append(checkpoint_row(Path(other), other_model, other_state, other_metrics))
     result: dict[str, Any] = {"metrics": metrics, "samples": samples(model, tokenizer, config),
                               "comparison": comparison}
+    if config.extra_texts:
+        unigram = unigram_log2_probs(train_dir or val_dir.parent / "train", tokenizer.vocab_size)
+        result["out_of_domain"] = [score_text(model, tokenizer, byte_lengths, unigram, Path(path), config.max_val_tokens)
+                                   for path in config.extra_texts]
+        for row in result["out_of_domain"]:
+            metrics[f"ood_bits_per_byte[{row['text']}]"] = row["bits_per_byte"]
     if config.multiple_choice_path:
         choice = evaluate_multiple_choice(
             model, tokenizer, Path(config.multiple_choice_path), config.multiple_choice_max_examples
@@ -138,13 +149,20 @@ def evaluate(checkpoint_dir: Path, tokenizer_path: Path, val_dir: Path, config: 
 
 
 def describe_evaluate_inputs(workdir: Path, config: EvaluateConfig, known: dict[str, Any] | None) -> dict[str, Any]:
-    """The multiple-choice file is an input too: editing it makes the evaluation stale."""
-    if not config.multiple_choice_path:
-        return {}
-    path = Path(config.multiple_choice_path)
-    if not path.is_file():
-        return {"multiple_choice": {"missing": str(path)}}
-    return {"multiple_choice": file_record(path, (known or {}).get("multiple_choice"))}
+    """The multiple-choice file and the extra texts are inputs too: editing one makes the evaluation stale."""
+    known = known or {}
+    inputs: dict[str, Any] = {}
+    if config.multiple_choice_path:
+        path = Path(config.multiple_choice_path)
+        inputs["multiple_choice"] = (file_record(path, known.get("multiple_choice")) if path.is_file()
+                                     else {"missing": str(path)})
+    if config.extra_texts:
+        earlier = known.get("extra_texts", {})
+        inputs["extra_texts"] = {
+            str(p): file_record(Path(p), earlier.get(str(p))) if Path(p).is_file() else {"missing": str(p)}
+            for p in config.extra_texts
+        }
+    return inputs
 
 
 def update_history(path: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -179,6 +197,8 @@ def report_markdown(result: dict[str, Any]) -> str:
     lines += [f"| {k} | {v} |" for k, v in result["metrics"].items()]
     if result.get("history"):
         lines += ["", "## Checkpoints compared (same validation data)", "", comparison_markdown(result["history"])]
+    if result.get("out_of_domain"):
+        lines += ["", *out_of_domain.markdown(result["out_of_domain"])]
     lines += ["", "## Samples", ""]
     for s in result["samples"]:
         completion = s["completion"].replace("\n", " ⏎ ")

@@ -18,6 +18,7 @@ from llmforge import atomic
 from llmforge.config import PretrainConfig
 from model import distributed
 from model.checkpoint import (
+    load_best_weights,
     load_training_state,
     read_training_state,
     recover_interrupted_save,
@@ -32,6 +33,7 @@ from model.tokenizer import BpeTokenizer
 from model.train import BatchSampler, StepLog, TrainConfig, make_optimizer, pack_documents, train
 from tasks.progress import Progress, phase
 from tasks.train.evaluate import bits_per_byte, token_byte_lengths
+from tasks.train.validation_watch import StopEarly, ValidationWatch, validation_watch
 from tasks.tokenize.stage import read_token_documents
 
 log = logging.getLogger(__name__)
@@ -198,6 +200,7 @@ class PretrainRun:
     last_saved_seconds: float = 0.0  # the clock's seconds at the last save (or the start)
     threads: ThreadGovernor | None = None
     on_step: Callable[[int], None] | None = None  # progress: steps done, after every step
+    watch: ValidationWatch | None = None  # pretrain.eval_every: scores, best weights, early stop
 
     def resume(self) -> None:
         """Load the saved state in place: weights, optimizer moments, RNG, sampler position, clock and history."""
@@ -216,6 +219,8 @@ class PretrainRun:
             self.clock.load_state_dict({"seconds": saved.get("train_seconds", 0.0)})
         except (TypeError, ValueError) as exc:
             raise ValueError(f"training state {self.state_dir} has no valid train_seconds: {exc}") from exc
+        if self.watch is not None:
+            self.watch.load_state_dict(saved.get("validation"), load_best_weights(self.state_dir))
         self.start_step = self.steps_done = self.last_saved_step = saved["step"]
         self.last_saved_seconds = self.clock.seconds
         self.history = [StepLog(**h) for h in saved.get("history", [])]
@@ -241,6 +246,9 @@ class PretrainRun:
         self.steps_done = steps_done
         if self.on_step is not None:
             self.on_step(steps_done)
+        stop = self.watch is not None and self.watch.due(steps_done) and self.watch.score(self.model, steps_done)
+        if stop:
+            raise StopEarly
         if self.save_due(steps_done):
             self.save_state(steps_done, optimizer)
 
@@ -264,15 +272,21 @@ class PretrainRun:
             "pretrain_config": self.config.model_dump(mode="json"),
             "history": [vars(h) for h in self.history],
             "train_seconds": self.clock.seconds,
-        })
+            **({"validation": self.watch.state_dict()} if self.watch is not None else {}),
+        }, best_weights=None if self.watch is None else self.watch.best_weights)
         self.last_saved_step = steps_done
 
     def run_steps(self, tcfg: TrainConfig, device: str) -> float:
         """Run the remaining steps; returns the seconds they took. A non-finite loss names the last good state."""
         started = time.perf_counter()
+        if self.watch is not None and self.watch.exhausted():
+            return 1e-9
         try:
             train(self.model, self.sampler, tcfg, device=device, on_log=self.record, start_step=self.start_step,
                   optimizer=self.optimizer, on_step_end=self.after_step, clock=self.clock, threads=self.threads)
+        except StopEarly:
+            log.info("pretrain: validation loss has not improved for %d scores: stopping at step %d (best: step %d)",
+                     self.config.patience, self.steps_done, self.watch.best_step if self.watch else -1)
         except FloatingPointError as exc:
             where = (
                 f"last good checkpoint: {self.state_dir} (step {self.last_saved_step}); "
@@ -400,6 +414,7 @@ def pretrain(
     tcfg = train_config(config)
     start = None if resume else initial_weights(checkpoint_dir, config, tokenizer.vocab_size)
     run = start_run(tokens_dir, tokenizer.vocab_size, state_dir, config, tcfg, device, on_log, start and start[0])
+    run.watch = validation_watch(config, Path(tokens_dir) / "val", tokenizer)
     if resume:
         run.resume()
     budget_left = None if config.time_budget_s is None else max(0.0, config.time_budget_s - run.clock.seconds)
@@ -412,7 +427,11 @@ def pretrain(
     # The end state is saved even when it coincides with a periodic one, so a
     # resume after a crash while writing the base checkpoint has nothing left to redo.
     run.save_state(run.steps_done, run.optimizer)
+    if run.watch is not None:
+        run.watch.finish(run.model, run.steps_done)  # the base checkpoint gets the best weights
     metrics = run_metrics(run, train_tokens, tcfg.grad_accum_steps, seconds, device)
+    if run.watch is not None:
+        metrics.update(run.watch.metrics())
     if start is not None:
         earlier = start[1]
         metrics["continued_from"] = {"steps": earlier.get("total_steps", earlier.get("step")),
