@@ -31,8 +31,15 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def _value(value: Any) -> str:
+    """A rate as 10,522; a loss as 0.4148."""
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
 def _fields(fields: dict[str, Any]) -> str:
-    return "".join(f", {k} {v:,.4g}" if isinstance(v, float) else f", {k} {v}" for k, v in fields.items())
+    return "".join(f", {k} {_value(v)}" for k, v in fields.items())
 
 
 class Progress:
@@ -87,7 +94,7 @@ class Progress:
         if self._bar is not None:
             self._bar.update(max(0, done - self._bar.n))
             if fields:
-                self._bar.set_postfix({k: f"{v:,.4g}" if isinstance(v, float) else v for k, v in self.fields.items()})
+                self._bar.set_postfix({k: _value(v) for k, v in self.fields.items()})
         now = self.clock()
         if now - self.last_line < self.every_s:
             return

@@ -24,10 +24,10 @@ def test_a_line_at_least_every_interval_with_share_and_eta() -> None:
     assert lines == ["sft: training: 100 steps"]
     for step in range(1, 101):
         clock.now += 0.5  # half a second a step: a line every 20 steps
-        advance(step, loss=2.0 - step / 100)
+        advance(step, loss=2.0 - step / 100, tokens_per_s=10_522.2)
     progress_lines = [line for line in lines if "/100 steps" in line]
     assert len(progress_lines) == 5
-    assert progress_lines[0] == "sft: training: 20/100 steps (20%), loss 1.8, 10s so far, ETA 40s"
+    assert progress_lines[0] == "sft: training: 20/100 steps (20%), loss 1.8, tokens_per_s 10,522, 10s so far, ETA 40s"
     assert shares[:2] == [0.2, 0.4]
     progress.finish()
     assert lines[-1] == "sft: training: done, 100 steps in 50s" and shares[-1] == 1.0
