@@ -45,14 +45,6 @@ if str(REPO_ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from benchmarks.machine import cpu_model, total_ram  # noqa: E402
-from benchmarks.train_quality import (  # noqa: E402
-    QUALITY_CONFIG,
-    english_texts,
-    loaded_markdown,
-    quality_markdown,
-    run_loaded,
-    run_quality,
-)
 from model.gpt import GPT, GPTConfig  # noqa: E402
 from model.presets import PRESETS, preset_shape  # noqa: E402
 from model.tokenizer import available_cores  # noqa: E402
@@ -218,10 +210,11 @@ def markdown(throughput: list[dict[str, Any]], quality: list[dict[str, Any]] | N
                          f"{r['vocab']:,} | {r['batch_size']} × {r['seq_len']} | {r['tokens_per_s']:,.0f} | "
                          f"{mib(r['peak_memory_bytes'])} | {mfu} |")
         lines.append("")
-    if quality:
-        lines += quality_markdown(quality)
-    if loaded:
-        lines += loaded_markdown(loaded)
+    if quality or loaded:
+        from benchmarks.train_quality import loaded_markdown, quality_markdown
+
+        lines += quality_markdown(quality) if quality else []
+        lines += loaded_markdown(loaded) if loaded else []
     return "\n".join(lines)
 
 
@@ -256,7 +249,11 @@ def main(argv: list[str] | None = None) -> None:
         args.throughput_steps = 20 if device.type == "cuda" else 3
     throughput = run_throughput(args, device) if args.part in ("all", "throughput") else []
     quality = loaded = None
-    config = Path(args.config) if args.config else QUALITY_CONFIG
+    if args.part in ("all", "quality", "loaded"):
+        # The quality and loaded parts run the llmforge commands; throughput alone stays torch-only.
+        from benchmarks.train_quality import QUALITY_CONFIG, english_texts, run_loaded, run_quality
+
+        config = Path(args.config) if args.config else QUALITY_CONFIG
     if args.part in ("all", "quality"):
         quality = run_quality(english_texts([t for t in args.texts.split(",") if t]), config)
     if args.part in ("all", "loaded"):

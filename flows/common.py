@@ -189,5 +189,7 @@ def stage_progress(workdir: str, stage: str, description: str) -> Iterator[Progr
                         on_fraction=lambda share: update_progress_artifact(progress_id, progress=100.0 * share))
     try:
         yield progress
-    finally:
-        progress.finish()
+    except BaseException:
+        progress.finish(ok=False)
+        raise
+    progress.finish()

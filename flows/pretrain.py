@@ -30,7 +30,8 @@ def train_task(workdir: str, config: PretrainConfig, checkpoint_dir: str, resume
             progress.advance(log.step + 1, loss=log.loss, tokens_per_s=log.tokens_per_s)
 
         if config.nproc > 1:
-            progress.start("training", config.steps, budget_s=config.time_budget_s)
+            # The ranks report every log_every steps; a resumed run's ETA starts from the next log.
+            progress.start("training", config.steps, budget_s=None if resume else config.time_budget_s)
             return pretrain_launch.pretrain_distributed(*args, on_log=on_log, resume=resume)
         return pretrain_stage.pretrain(*args, on_log, resume=resume, progress=progress)
 

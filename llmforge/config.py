@@ -363,8 +363,8 @@ class PretrainConfig(Section):
     dial (width and heads follow from it with the preset's proportions, tiny's by
     default). Explicit fields set alongside a preset win over it.
 
-    Recipe: a preset also brings its measured recipe (Muon, a WSD schedule and their
-    rates, ``model.presets.RECIPES``). Without a preset the defaults below are AdamW with
+    Recipe: the tiny preset also brings its measured recipe (Muon, a WSD schedule and their
+    rates, ``model.presets.RECIPES``), unless another optimizer is named. Without a preset the defaults below are AdamW with
     a cosine schedule, the better of the two on the embedded sample (validation 0.49 vs
     0.60 bits/byte after 300 steps: that run sees its 58k tokens 21 times, and Muon's
     larger steps memorise them faster).
@@ -429,7 +429,7 @@ class PretrainConfig(Section):
     time_budget_s: float | None = Field(
         None, gt=0,
         description="train for this many seconds instead (steps then only caps the run): warmup, a constant rate, "
-        "then a linear warmdown to 0 over the last 40% of the time; a resumed run trains for the time left",
+        "then a linear warmdown to 0 over the last warmdown_frac of the time; a resumed run trains for the time left",
     )
     final_eval_tokens: int = Field(65_536, ge=0, description="validation tokens scored at the end (0: none)")
     eval_every: int = Field(
@@ -464,10 +464,18 @@ class PretrainConfig(Section):
             for name in ("seq_len", "batch_size"):
                 if name not in explicit:
                     setattr(self, name, getattr(proportions, name))
-            recipe = RECIPES[self.preset]
-            for name in recipe.__dataclass_fields__:
-                if name not in explicit:
-                    setattr(self, name, getattr(recipe, name))
+            # A recipe's rates belong to its optimizer: naming another optimizer leaves the defaults.
+            recipe = RECIPES.get(self.preset)
+            if recipe is not None and ("optimizer" not in explicit or self.optimizer == recipe.optimizer):
+                for name in recipe.__dataclass_fields__:
+                    if name not in explicit:
+                        setattr(self, name, getattr(recipe, name))
+        return self
+
+    @model_validator(mode="after")
+    def _patience_needs_scores(self) -> PretrainConfig:
+        if self.patience and not self.eval_every:
+            raise SettingRule("patience", "counts validation scores: set eval_every too (it is 0, no scores)")
         return self
 
     @model_validator(mode="after")

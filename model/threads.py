@@ -3,13 +3,13 @@
 PyTorch's CPU kernels split each operation over its OpenMP threads, which meet at a
 barrier at the end of it. When other busy processes share the cores, one of those
 threads is often descheduled and the others wait for it at every barrier: on a 2-core
-machine, pretraining with 2 threads fell from ~13,000 to ~770 tokens/s beside another
+machine, pretraining with 2 threads fell from ~10,000 to ~770 tokens/s beside another
 2-thread process, far below the half of the machine it could have had.
 
-``ThreadGovernor`` looks every few seconds at how much CPU time other processes used
-since its last look (the machine's busy time from ``/proc/stat`` minus this process's
-own) and sets ``torch.set_num_threads`` to the cores they leave, at least one; when
-they are gone, it goes back up. Every change is kept with the reason, for the run's
+``ThreadGovernor`` looks every two seconds at how much CPU time other processes used
+since its last look (the busy time of this process's cores from ``/proc/stat`` minus its
+own) and, when two looks in a row agree, sets ``torch.set_num_threads`` to the cores they
+leave, at least one; when they are gone, it goes back up. Every change is kept with the reason, for the run's
 manifest. Where ``/proc/stat`` does not exist it does nothing and says so once.
 """
 
@@ -24,7 +24,10 @@ from typing import Any
 
 import torch
 
-CHECK_EVERY_S = 3.0
+CHECK_EVERY_S = 2.0
+# A change needs the same answer at this many looks in a row: a brief burst changes nothing.
+CONFIRMATIONS = 2
+MAX_RECORDED_CHANGES = 50  # the manifest keeps the first ones and counts the rest
 # Other processes' use below this share of a core leaves every core to us: a server's
 # heartbeat or a shell should not cost a thread.
 NEGLIGIBLE_CORES = 0.25
@@ -38,18 +41,31 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds every process on the machine has used since boot; None without /proc/stat."""
+def busy_cpu_seconds(cpus: set[int] | None = None) -> float | None:
+    """CPU seconds used since boot on `cpus` (default: the ones this process may run on; every
+    process's time counts); None without /proc/stat. Cores outside the process's CPU set (a
+    container's, a taskset's) are left out: their load takes nothing from us."""
+    if cpus is None:
+        try:
+            cpus = os.sched_getaffinity(0)
+        except AttributeError:
+            cpus = None
     try:
         with open("/proc/stat", encoding="ascii") as fh:
-            fields = fh.readline().split()
+            lines = [line.split() for line in fh if line.startswith("cpu")]
     except OSError:
         return None
-    if not fields or fields[0] != "cpu":
+    if not lines:
         return None
-    # user nice system idle iowait irq softirq steal ...: all but idle and iowait are busy.
-    values = [int(v) for v in fields[1:9]]
-    busy = sum(values) - values[3] - values[4]
+    if cpus is None:
+        rows = [lines[0][1:]]
+    else:
+        rows = [fields[1:] for fields in lines[1:] if fields[0][3:].isdigit() and int(fields[0][3:]) in cpus]
+    busy = 0
+    for row in rows:
+        # user nice system idle iowait irq softirq steal ...: all but idle and iowait are busy.
+        values = [int(v) for v in row[:8]]
+        busy += sum(values) - values[3] - values[4]
     return busy / os.sysconf("SC_CLK_TCK")
 
 
@@ -92,6 +108,9 @@ class ThreadGovernor:
         self.last_machine = self.machine_seconds()
         self.last_own = self.own_seconds()
         self.threads = self.max_threads
+        self.pending: int | None = None  # the thread count the last looks asked for, not yet confirmed
+        self.seen = 0
+        self.change_count = 0
         self.available = self.last_machine is not None
         if not self.available and self.report is not None:
             self.report(f"threads stay at {self.max_threads}: no /proc/stat to see other processes' CPU use")
@@ -111,12 +130,19 @@ class ThreadGovernor:
         self.last_at, self.last_machine, self.last_own = now, machine, own
         wanted = threads_for(others, self.cores, self.max_threads)
         if wanted == self.threads:
+            self.pending, self.seen = None, 0
+            return None
+        self.seen = self.seen + 1 if self.pending == wanted else 1
+        self.pending = wanted
+        if self.seen < CONFIRMATIONS:
             return None
         change = ThreadChange(round(now - self.started, 1), step, self.threads, wanted, round(others, 2))
         self.set_threads(wanted)
-        self.threads = wanted
-        self.changes.append(change)
-        if self.report is not None:
+        self.threads, self.pending, self.seen = wanted, None, 0
+        self.change_count += 1
+        if len(self.changes) < MAX_RECORDED_CHANGES:
+            self.changes.append(change)
+        if self.report is not None and self.change_count <= MAX_RECORDED_CHANGES:
             self.report(change.describe())
         return change
 
@@ -133,6 +159,7 @@ class ThreadGovernor:
             "max_threads": self.max_threads,
             "cores": self.cores,
             "changes": [asdict(change) for change in self.changes],
+            **({"more_changes": self.change_count - len(self.changes)} if self.change_count > len(self.changes) else {}),
         }
 
 

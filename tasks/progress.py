@@ -58,19 +58,21 @@ class Progress:
         self.terminal = sys.stderr.isatty() if terminal is None else terminal
         self.on_fraction = on_fraction  # e.g. the dashboard's progress artifact, updated when a line is due
         self.phase, self.total, self.unit, self.budget_s = "", 1, "step", None
-        self.done, self.fields = 0, {}
+        self.done, self.initial, self.fields = 0, 0, {}
         self.started = self.last_line = clock()
         self._bar: tqdm | None = None
 
-    def start(self, phase: str, total: int, unit: str = "step", budget_s: float | None = None) -> None:
-        """A new phase of `total` units; `budget_s`: it ends by the clock at the latest (a time budget)."""
+    def start(self, phase: str, total: int, unit: str = "step", budget_s: float | None = None, initial: int = 0) -> None:
+        """A new phase of `total` units, `initial` of them done before (a resumed run); `budget_s`: it
+        ends by the clock at the latest (a time budget: the time it has left)."""
         self.finish()
         self.phase, self.total, self.unit, self.budget_s = phase, max(1, total), unit, budget_s
-        self.done, self.fields = 0, {}
+        self.done = self.initial = initial
+        self.fields = {}
         self.started = self.last_line = self.clock()
         if self.terminal:
-            self._bar = tqdm(total=self.total, unit=unit, desc=f"{self.stage}: {phase}", file=sys.stderr,
-                             dynamic_ncols=True, leave=False)
+            self._bar = tqdm(total=self.total, initial=initial, unit=unit, desc=f"{self.stage}: {phase}",
+                             file=sys.stderr, dynamic_ncols=True, leave=False)
         else:
             self.log(f"{self.stage}: {phase}: {self.total:,} {unit}s" if budget_s is None else
                      f"{self.stage}: {phase}: {format_duration(budget_s)} budget (at most {self.total:,} {unit}s)")
@@ -82,10 +84,15 @@ class Progress:
         return min(1.0, share)
 
     def eta_s(self) -> float | None:
-        share = self.fraction()
-        if share <= 0:
-            return None
-        return (self.clock() - self.started) * (1 - share) / share
+        """From this phase's own pace (units done before it started do not count), or its budget's clock."""
+        elapsed = self.clock() - self.started
+        by_steps = None
+        if self.done > self.initial:
+            by_steps = elapsed * (self.total - self.done) / (self.done - self.initial)
+        if self.budget_s:
+            by_clock = max(0.0, self.budget_s - elapsed)
+            return by_clock if by_steps is None else min(by_steps, by_clock)
+        return by_steps
 
     def advance(self, done: int, **fields: Any) -> None:
         """`done` units of the phase are finished; `fields` (a loss, a rate) are shown beside it."""
@@ -110,26 +117,32 @@ class Progress:
                 f"{_fields(self.fields)}, {format_duration(self.clock() - self.started)} so far"
                 f"{'' if eta is None else f', ETA {format_duration(eta)}'}")
 
-    def finish(self) -> None:
-        """The phase is over: close the bar, or write its last line."""
+    def finish(self, ok: bool = True) -> None:
+        """The phase is over: close the bar, or write its last line. `ok=False`: it ended with an error,
+        so it is not reported as done."""
         if not self.phase:
             return
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        took = format_duration(self.clock() - self.started)
+        if ok:
+            if self._bar is None and not self.terminal:
+                self.log(f"{self.stage}: {self.phase}: done, {self.done:,} {self.unit}s in {took}")
+            if self.on_fraction is not None:
+                self.on_fraction(1.0)
         else:
-            self.log(f"{self.stage}: {self.phase}: done, {self.done:,} {self.unit}s in "
-                     f"{format_duration(self.clock() - self.started)}")
-        if self.on_fraction is not None:
-            self.on_fraction(1.0)
+            self.log(f"{self.stage}: {self.phase}: stopped by an error at {self.done:,}/{self.total:,} {self.unit}s "
+                     f"after {took}")
         self.phase = ""
 
 
 def phase(
-    progress: Progress | None, name: str, total: int, unit: str = "step", budget_s: float | None = None
+    progress: Progress | None, name: str, total: int, unit: str = "step", budget_s: float | None = None,
+    initial: int = 0,
 ) -> Callable[[int], None] | None:
     """Start a phase and return its `advance(done)`; None without a Progress (plain function calls, tests)."""
     if progress is None:
         return None
-    progress.start(name, total, unit, budget_s)
+    progress.start(name, total, unit, budget_s, initial)
     return progress.advance

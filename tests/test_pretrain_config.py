@@ -44,3 +44,30 @@ def test_bad_sizes_are_rejected() -> None:
         PretrainConfig(depth=0)
     with pytest.raises(ValueError, match="head_dim"):
         shape_from_depth(3, 10, 4)
+
+
+def test_the_tiny_preset_brings_its_recipe_unless_another_optimizer_is_named() -> None:
+    from llmforge.config import PretrainConfig
+    from model.presets import RECIPES
+
+    tiny = PretrainConfig(preset="tiny", learning_rate=1e-3)
+    recipe = RECIPES["tiny"]
+    assert (tiny.optimizer, tiny.schedule, tiny.muon_lr, tiny.warmdown_frac) == (
+        recipe.optimizer, recipe.schedule, recipe.muon_lr, recipe.warmdown_frac)
+    assert tiny.learning_rate == 1e-3  # set explicitly: it wins
+    adamw = PretrainConfig(preset="tiny", optimizer="adamw")
+    plain = PretrainConfig()
+    assert (adamw.learning_rate, adamw.weight_decay, adamw.schedule) == (plain.learning_rate, plain.weight_decay, plain.schedule)
+    small = PretrainConfig(preset="small")  # no recipe measured yet: the defaults
+    assert (small.optimizer, small.learning_rate) == (plain.optimizer, plain.learning_rate)
+
+
+def test_patience_without_scores_is_refused() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from llmforge.config import PretrainConfig
+
+    with pytest.raises(ValidationError, match="patience"):
+        PretrainConfig(patience=3)
+    assert PretrainConfig(patience=3, eval_every=50).patience == 3

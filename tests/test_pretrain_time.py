@@ -49,9 +49,9 @@ def _saved_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     steps: list[int] = []
     real_save = pretrain_stage.save_training_state
 
-    def recording_save(directory: Path, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+    def recording_save(directory: Path, model: Any, optimizer: Any, state: dict[str, Any], **kwargs: Any) -> None:
         steps.append(state["step"])
-        real_save(directory, model, optimizer, state)
+        real_save(directory, model, optimizer, state, **kwargs)
 
     monkeypatch.setattr(pretrain_stage, "save_training_state", recording_save)
     return steps

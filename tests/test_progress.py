@@ -59,3 +59,15 @@ def test_a_new_phase_closes_the_last_one_and_silence_never_lasts() -> None:
 
 def test_no_progress_object_means_no_callback() -> None:
     assert phase(None, "training", 10) is None
+
+
+def test_a_resumed_phase_counts_only_its_own_pace_and_an_error_is_not_done() -> None:
+    clock, lines, shares = _Clock(), [], []
+    progress = Progress("pretrain", lines.append, terminal=False, on_fraction=shares.append, clock=clock)
+    advance = phase(progress, "training", 1000, initial=900)
+    clock.now = 10
+    advance(950)  # 50 steps in 10 s: 50 left take 10 s more, not 1 s
+    assert lines[-1] == "pretrain: training: 950/1,000 steps (95%), 10s so far, ETA 10s"
+    progress.finish(ok=False)
+    assert lines[-1] == "pretrain: training: stopped by an error at 950/1,000 steps after 10s"
+    assert 1.0 not in shares

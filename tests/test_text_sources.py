@@ -47,7 +47,7 @@ def _fineweb_rows(n: int) -> list[dict]:
 
 def test_a_plain_text_file_is_one_document(tmp_path: Path) -> None:
     path = tmp_path / "book.txt"
-    path.write_bytes("\ufeffFirst line.\nSecond line \xff.\n".encode("utf-8").replace(b"\xc3\xbf", b"\xff"))
+    path.write_bytes("\ufeffFirst line.\r\nSecond line \xff.\r".encode("utf-8").replace(b"\xc3\xbf", b"\xff"))
     items, stats = _read(path, name="books/book.txt")
     [document] = items
     assert isinstance(document, TextDocument)
@@ -208,3 +208,21 @@ def test_the_data_stage_on_text_files(tmp_path: Path, prefect_harness, lid_model
     data_flow(workdir=str(workdir), config=unfiltered)
     stats = json.loads((workdir / "data" / "stats.json").read_text())
     assert stats["kept"] == 7 and {name for name, count in stats["removed"].items() if count} == {"exact_dedup"}
+
+
+def test_json_that_python_refuses_is_a_bad_row_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "odd.jsonl"
+    path.write_text('{"text": ' + "9" * 5000 + "}\n" + "[" * 100_000 + "]" * 100_000 + "\n"
+                    + json.dumps({"text": PROSE}) + "\n", encoding="utf-8")
+    items, stats = _read(path)
+    assert [getattr(item, "reason", "kept") for item in items] == ["bad_json", "bad_json", "kept"]
+    assert _accounted(stats)
+
+
+def test_a_parquet_file_without_the_text_column_says_which_columns_it_has(tmp_path: Path) -> None:
+    path = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"body": ["a", "b"], "id": ["1", "2"]}), path)
+    items, stats = _read(path)
+    assert [item.reason for item in items] == ["missing_text", "missing_text"]
+    assert "no column 'text' in the file (its columns: body, id)" in items[0].detail
+    assert _accounted(stats)

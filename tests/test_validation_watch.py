@@ -44,6 +44,8 @@ def test_the_watch_keeps_the_best_and_counts_the_patience(monkeypatch: pytest.Mo
             model.w.fill_(step)
         stops.append(watch.score(model, step))
     assert stops == [False, False, False, True, False, False, True]  # patience 2: two scores without a new best
+    watch.finish(model, 70, planned_steps=100)
+    assert watch.stopped_early
     assert (watch.best_step, watch.best_loss) == (50, 1.9)
     assert float(watch.best_weights["w"]) == 50.0
     assert watch.due(80) and not watch.due(75) and not watch.due(70)

@@ -2,7 +2,7 @@
 
 Three kinds of file, told apart by their suffix:
 
-* ``.txt``: the whole file is one document (a book, a transcript);
+* ``.txt``: the whole file is one document (a book, a transcript), its line ends made ``\n``;
 * ``.jsonl`` / ``.jsonl.gz``: one JSON object per line;
 * ``.parquet``: one row per document, read a record batch at a time.
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from typing import Any, BinaryIO
 from llmforge.config import ReaderConfig
 from tasks.data.warc.detail import printable
 from tasks.data.warc_reader import ReadStats, SkippedRecord, to_encodable
+
+log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES: tuple[str, ...] = (".txt", ".jsonl", ".jsonl.gz", ".parquet")
 TEXT_SKIP_REASONS: tuple[str, ...] = (
@@ -80,10 +83,10 @@ def iter_text_file(
         raise ValueError(f"invalid row range [{start}, {stop}) for {path}")
     stats = stats if stats is not None else ReadStats()
     limits = limits or ReaderConfig()
-    reader = _Rows(path, name or path.name, text_column, stats, limits.max_payload_bytes)
+    reader = _Rows(path, name or path.name, text_column, limits.max_payload_bytes)
     if path.name.endswith(".parquet"):
         _open(path).close()  # a missing file fails here, where the caller asked for it
-        rows = reader.parquet()
+        rows = reader.parquet(start, stop)
     else:
         fh = _open(path)
         rows = reader.plain_text(fh) if path.name.endswith(".txt") else reader.json_lines(fh)
@@ -121,8 +124,9 @@ def _in_range(
 class _Rows:
     """The rows of one file as (index, document or skip), for each kind of file."""
 
-    def __init__(self, path: Path, name: str, text_column: str, stats: ReadStats, max_bytes: int):
-        self.path, self.name, self.column, self.stats, self.max_bytes = path, name, text_column, stats, max_bytes
+    def __init__(self, path: Path, name: str, text_column: str, max_bytes: int):
+        self.path, self.name, self.column, self.max_bytes = path, name, text_column, max_bytes
+        self.missing_column = ""  # Parquet: why no row has a text (the column is not in the file)
 
     def plain_text(self, fh: BinaryIO) -> Iterator[tuple[int, TextDocument | SkippedRecord]]:
         with fh:
@@ -134,7 +138,10 @@ class _Rows:
         if len(data) > self.max_bytes:
             yield 0, self._skip(0, None, None, "too_large", f"over {self.max_bytes} bytes")
             return
-        yield 0, self._document(0, {self.column: _decode(data)[0]}, _decode(data)[1])
+        text, replaced = _decode(data)
+        # Line ends as Python's text mode reads them: a file written on Windows is the same text.
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        yield 0, self._document(0, {self.column: text}, replaced)
 
     def json_lines(self, fh: BinaryIO) -> Iterator[tuple[int, TextDocument | SkippedRecord]]:
         index = 0
@@ -159,8 +166,8 @@ class _Rows:
                 text, replaced = _decode(line)
                 try:
                     row = json.loads(text)
-                except json.JSONDecodeError as err:
-                    yield index, self._skip(index, None, None, "bad_json", str(err))
+                except (ValueError, RecursionError) as err:  # also: integers too long to convert, deep nesting
+                    yield index, self._skip(index, None, None, "bad_json", f"{type(err).__name__}: {err}")
                 else:
                     if isinstance(row, dict):
                         yield index, self._document(index, row, replaced)
@@ -168,23 +175,32 @@ class _Rows:
                         yield index, self._skip(index, None, None, "bad_json", f"a JSON {type(row).__name__}, not an object")
                 index += 1
 
-    def parquet(self) -> Iterator[tuple[int, TextDocument | SkippedRecord]]:
+    def parquet(self, start: int, stop: int | None) -> Iterator[tuple[int, TextDocument | SkippedRecord]]:
+        """The rows of the row groups that overlap [start, stop): a shard of a large file reads its own part only."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
+        unreadable = (OSError, ValueError, TypeError, NotImplementedError, pa.ArrowException)
         try:
             parquet = pq.ParquetFile(self.path)
-        except (OSError, ValueError) as err:  # pyarrow's errors derive from these
+            sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.metadata.num_row_groups)]
+        except unreadable as err:
             yield 0, self._damaged(0, f"not_parquet: {err}")
             return
-        present = set(parquet.schema_arrow.names)
+        present = parquet.schema_arrow.names
+        if self.column not in present:
+            self.missing_column = f"no column {self.column!r} in the file (its columns: {', '.join(present)})"
+            log.warning("%s: %s; set data.text_column", self.name, self.missing_column)
         columns = [c for c in dict.fromkeys((self.column, "id", "url", "date")) if c in present]
-        index = 0
+        first = [sum(sizes[:i]) for i in range(len(sizes))]
+        groups = [i for i, (at, n) in enumerate(zip(first, sizes)) if at + n > start and (stop is None or at < stop)]
+        index = first[groups[0]] if groups else 0
         try:
-            for batch in parquet.iter_batches(batch_size=256, columns=columns):
+            for batch in parquet.iter_batches(batch_size=256, columns=columns, row_groups=groups):
                 for row in batch.to_pylist():
                     yield index, self._document(index, row, 0)
                     index += 1
-        except (OSError, ValueError) as err:  # pyarrow's errors derive from these
+        except unreadable as err:
             yield index, self._damaged(index, f"unreadable_row_group: {err}")
 
     def _document(self, index: int, row: dict[str, Any], replaced: int) -> TextDocument | SkippedRecord:
@@ -192,7 +208,7 @@ class _Rows:
         url = _field(row, "url")
         text = row.get(self.column)
         if text is None:
-            return self._skip(index, doc_id, url, "missing_text", f"no {self.column!r} in the row")
+            return self._skip(index, doc_id, url, "missing_text", self.missing_column or f"no {self.column!r} in the row")
         if not isinstance(text, str):
             return self._skip(index, doc_id, url, "not_text", f"{self.column!r} is a {type(text).__name__}")
         if not text.strip():
@@ -232,10 +248,11 @@ def count_rows(path: str | Path) -> int | None:
     path = Path(path)
     if not path.name.endswith(".parquet"):
         return None
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     _open(path).close()
     try:
         return pq.ParquetFile(path).metadata.num_rows
-    except (OSError, ValueError):  # damaged: one shard reads what it can and reports the rest
+    except (OSError, ValueError, TypeError, NotImplementedError, pa.ArrowException):  # damaged: one shard reports it
         return None

@@ -20,13 +20,16 @@ from typing import Any
 from llmforge.config import TokenizeConfig
 from llmforge.fingerprint import sha256_file, sha256_json
 
-# The split is in both: the tokenizer is trained on the training split only.
-_TRAINING_SETTINGS = ("vocab_size", "max_chars_per_doc", "max_train_chars", "val_fraction", "split")
+_TRAINING_SETTINGS = ("vocab_size", "max_chars_per_doc", "max_train_chars")
 _ENCODING_SETTINGS = ("val_fraction", "split", "row_group_size")
 
 
 def training_settings(config: TokenizeConfig) -> str:
-    return sha256_json({key: getattr(config, key) for key in _TRAINING_SETTINGS})
+    """What the frozen tokenizer depends on. The tail split cuts every document's training text, so it
+    counts there; with the default split the digest stays what it was before splits had a setting,
+    so work directories made then keep their tokenizer (and their models' token ids)."""
+    keys = _TRAINING_SETTINGS + (("val_fraction", "split") if config.split == "tail" else ())
+    return sha256_json({key: getattr(config, key) for key in keys})
 
 
 def encoding_settings(config: TokenizeConfig, inputs: dict[str, Any]) -> str:

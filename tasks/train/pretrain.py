@@ -418,9 +418,7 @@ def pretrain(
     if resume:
         run.resume()
     budget_left = None if config.time_budget_s is None else max(0.0, config.time_budget_s - run.clock.seconds)
-    run.on_step = phase(progress, "training", config.steps, budget_s=budget_left)
-    if run.on_step is not None:
-        run.on_step(run.start_step)
+    run.on_step = phase(progress, "training", config.steps, budget_s=budget_left, initial=run.start_step)
     seconds = run.run_steps(tcfg, device)
     if progress is not None:
         progress.finish()
@@ -428,7 +426,7 @@ def pretrain(
     # resume after a crash while writing the base checkpoint has nothing left to redo.
     run.save_state(run.steps_done, run.optimizer)
     if run.watch is not None:
-        run.watch.finish(run.model, run.steps_done)  # the base checkpoint gets the best weights
+        run.watch.finish(run.model, run.steps_done, config.steps)  # the base checkpoint gets the best weights
     metrics = run_metrics(run, train_tokens, tcfg.grad_accum_steps, seconds, device)
     if run.watch is not None:
         metrics.update(run.watch.metrics())
@@ -464,6 +462,8 @@ def save_base_checkpoint(checkpoint_dir: Path, run: PretrainRun, result: dict[st
         "stage": "base",
         "step": run.steps_done,
         "total_steps": result["metrics"].get("total_steps", run.steps_done),  # with the runs it continued
+        # The weights' own step: the best one by validation when the run kept its best weights.
+        "weights_step": run.watch.best_step if run.watch is not None and run.watch.best_step else run.steps_done,
         "tokenizer_vocab_size": run.vocab_size,
         "pretrain_config": run.config.model_dump(mode="json"),
         "history": result["history"],

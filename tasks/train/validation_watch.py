@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from llmforge.config import PretrainConfig
+from model import distributed
 from model.gpt import GPT
 from model.tokenizer import BpeTokenizer
 
@@ -54,22 +55,25 @@ class ValidationWatch:
             loss = bits_per_byte(model, self.val_docs, self.byte_lengths, self.max_tokens)["val_loss"]
         finally:
             model.train(was_training)
+        # Under torchrun every rank must take the same decision (a rank that stops alone would leave
+        # the others waiting in the next all-reduce): all decide on the mean, which is the same everywhere.
+        loss = distributed.mean_across_ranks(loss, next(model.parameters()).device)
         self.scores.append([step, round(loss, 6)])
         if self.best_loss is None or loss < self.best_loss:
             self.best_step, self.best_loss, self.bad_scores = step, loss, 0
             self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             return False
         self.bad_scores += 1
-        self.stopped_early = 0 < self.patience <= self.bad_scores
-        return self.stopped_early
+        return 0 < self.patience <= self.bad_scores
 
     def exhausted(self) -> bool:
         """The patience was used up before the state was saved: a resumed run has nothing left to train."""
-        self.stopped_early = self.stopped_early or 0 < self.patience <= self.bad_scores
-        return self.stopped_early
+        return 0 < self.patience <= self.bad_scores
 
-    def finish(self, model: GPT, step: int) -> None:
-        """Score the last weights if they were not, then put the best weights in the model."""
+    def finish(self, model: GPT, step: int, planned_steps: int) -> None:
+        """Score the last weights if they were not, then put the best weights in the model. A run that
+        ended before its planned steps stopped early (the patience was used up)."""
+        self.stopped_early = step < planned_steps and self.exhausted()
         if not self.scores or self.scores[-1][0] != step:
             self.score(model, step)
         if self.best_weights is not None and self.best_step != step:
@@ -89,6 +93,7 @@ class ValidationWatch:
         self.best_weights = best_weights
 
     def metrics(self) -> dict[str, Any]:
+        # best_step: the step whose weights the base checkpoint holds (its "step" is where training ended).
         return {"validation_scores": len(self.scores), "best_step": self.best_step,
                 "best_scored_val_loss": None if self.best_loss is None else round(self.best_loss, 4),
                 "stopped_early": self.stopped_early}
