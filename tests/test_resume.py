@@ -296,6 +296,11 @@ def test_continue_from_latest_starts_from_the_base_checkpoint(workdir: Path, cap
     assert state["total_steps"] == 35
     with pytest.raises(ValueError, match="cannot continue from .*continue_from: scratch"):
         _run(workdir, _cfg(steps=2, continue_from="latest", n_embd=64))
+    # A tokenizer trained again (same size, other merges): the saved weights would read ids meaning other tokens.
+    assert state["tokenizer_sha256"]
+    train_bpe(["other words entirely, a different corpus"] * 4, 280).save(workdir / "tokenizer" / "tokenizer.json")
+    with pytest.raises(ValueError, match="trained with another tokenizer"):
+        _run(workdir, _cfg(steps=2, continue_from="latest", learning_rate=1e-2))
 
 
 def test_the_muon_wsd_recipe_is_selectable_from_the_config(workdir: Path) -> None:

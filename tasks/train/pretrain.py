@@ -16,6 +16,7 @@ import torch
 
 from llmforge import atomic
 from llmforge.config import PretrainConfig
+from llmforge.fingerprint import sha256_file
 from model import distributed
 from model.checkpoint import (
     load_best_weights,
@@ -300,10 +301,13 @@ class PretrainRun:
         return max(time.perf_counter() - started, 1e-9)
 
 
-def initial_weights(checkpoint_dir: Path, config: PretrainConfig, vocab_size: int) -> tuple[dict[str, Any], dict] | None:
+def initial_weights(
+    checkpoint_dir: Path, config: PretrainConfig, vocab_size: int, tokenizer_sha256: str | None = None
+) -> tuple[dict[str, Any], dict] | None:
     """With `continue_from: latest`, the weights of the base checkpoint to start from and what it records of
     itself (None when there is none yet: the run starts from scratch, and says so). A checkpoint of another
-    shape or vocabulary is an error, not a silent fresh start."""
+    shape or vocabulary, or one trained on the ids of another tokenizer (`tokenizer_sha256`: the one in use),
+    is an error, not a silent fresh start or a model fed ids that mean other tokens."""
     if config.continue_from != "latest":
         return None
     if not (Path(checkpoint_dir) / "state.json").is_file():
@@ -313,6 +317,14 @@ def initial_weights(checkpoint_dir: Path, config: PretrainConfig, vocab_size: in
     from model.checkpoint import load_checkpoint_for
 
     model, state = load_checkpoint_for(checkpoint_dir, vocab_size, "in use")
+    recorded = state.get("tokenizer_sha256")
+    if tokenizer_sha256 is not None and recorded is not None and recorded != tokenizer_sha256:
+        raise ValueError(f"cannot continue from {checkpoint_dir}: it was trained with another tokenizer (sha256 "
+                         f"{recorded[:12]}, now {tokenizer_sha256[:12]}: the same ids mean other tokens); set "
+                         "pretrain.continue_from: scratch to train a new one")
+    if recorded is None:
+        log.warning("pretrain: %s does not record its tokenizer; continuing on the assumption that it is the one in "
+                    "use", checkpoint_dir)
     wanted = model_config(config, vocab_size)
     if model.config != wanted:
         raise ValueError(f"cannot continue from {checkpoint_dir}: its model is {model.config}, the config asks for "
@@ -412,7 +424,8 @@ def pretrain(
         # TF32 matmuls for the float32 parts (bf16 autocast covers the rest): free speed on Ampere+.
         torch.set_float32_matmul_precision("high")
     tcfg = train_config(config)
-    start = None if resume else initial_weights(checkpoint_dir, config, tokenizer.vocab_size)
+    tokenizer_sha256 = sha256_file(tokenizer_path)
+    start = None if resume else initial_weights(checkpoint_dir, config, tokenizer.vocab_size, tokenizer_sha256)
     run = start_run(tokens_dir, tokenizer.vocab_size, state_dir, config, tcfg, device, on_log, start and start[0])
     run.watch = validation_watch(config, Path(tokens_dir) / "val", tokenizer)
     if resume:
@@ -444,7 +457,7 @@ def pretrain(
         metrics["mfu"] = mfu
     result = {"metrics": metrics, "history": [vars(h) for h in run.history]}
     if run.is_main:
-        save_base_checkpoint(checkpoint_dir, run, result)
+        save_base_checkpoint(checkpoint_dir, run, result, tokenizer_sha256)
     return result
 
 
@@ -457,7 +470,7 @@ def recover_state_dir(state_dir: Path) -> list[str]:
     return notes
 
 
-def save_base_checkpoint(checkpoint_dir: Path, run: PretrainRun, result: dict[str, Any]) -> None:
+def save_base_checkpoint(checkpoint_dir: Path, run: PretrainRun, result: dict[str, Any], tokenizer_sha256: str) -> None:
     save_checkpoint(checkpoint_dir, run.model.cpu(), {
         "stage": "base",
         "step": run.steps_done,
@@ -465,6 +478,7 @@ def save_base_checkpoint(checkpoint_dir: Path, run: PretrainRun, result: dict[st
         # The weights' own step: the best one by validation when the run kept its best weights.
         "weights_step": run.watch.best_step if run.watch is not None and run.watch.best_step else run.steps_done,
         "tokenizer_vocab_size": run.vocab_size,
+        "tokenizer_sha256": tokenizer_sha256,  # continue_from: latest refuses weights trained on other ids
         "pretrain_config": run.config.model_dump(mode="json"),
         "history": result["history"],
         "metrics": result["metrics"],
