@@ -127,7 +127,7 @@ class Progress:
             self._bar = None
         took = format_duration(self.clock() - self.started)
         if ok:
-            if self._bar is None and not self.terminal:
+            if not self.terminal:  # a terminal's bar said it already
                 self.log(f"{self.stage}: {self.phase}: done, {self.done:,} {self.unit}s in {took}")
             if self.on_fraction is not None:
                 self.on_fraction(1.0)

@@ -116,10 +116,8 @@ def checkpoint_row(checkpoint_dir: Path, model: GPT, state: dict[str, Any], metr
     }
 
 
-def evaluate(
-    checkpoint_dir: Path, tokenizer_path: Path, val_dir: Path, config: EvaluateConfig, train_dir: Path | None = None
-) -> dict[str, Any]:
-    """`train_dir`: the training split, for the unigram baseline of `config.extra_texts`."""
+def evaluate(checkpoint_dir: Path, tokenizer_path: Path, val_dir: Path, config: EvaluateConfig) -> dict[str, Any]:
+    """`config.extra_texts`' unigram baseline counts the training split beside `val_dir`."""
     tokenizer = BpeTokenizer.from_file(tokenizer_path)
     model, state = load_checkpoint_for(checkpoint_dir, tokenizer.vocab_size, str(tokenizer_path))
     docs = read_token_documents(val_dir, config.max_val_tokens + 1)
@@ -134,7 +132,7 @@ def evaluate(
     result: dict[str, Any] = {"metrics": metrics, "samples": samples(model, tokenizer, config),
                               "comparison": comparison}
     if config.extra_texts:
-        unigram = unigram_log2_probs(train_dir or val_dir.parent / "train", tokenizer.vocab_size)
+        unigram = unigram_log2_probs(val_dir.parent / "train", tokenizer.vocab_size)
         result["out_of_domain"] = [score_text(model, tokenizer, byte_lengths, unigram, Path(path), config.max_val_tokens)
                                    for path in config.extra_texts]
         for row in result["out_of_domain"]:
